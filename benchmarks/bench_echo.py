@@ -1,0 +1,123 @@
+"""`make bench`, Echo part: the tutorial-style baseline, our service and a yardstick, side by side.
+
+Each server runs on a free loopback port; wrk (bounded by -d) loads each in turn, batch size by batch
+size, for several rounds. Medians over rounds are printed with the ratios ours/baseline and ours/yardstick.
+"""
+
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from contextlib import ExitStack
+from pathlib import Path
+
+from spcs_local.processes import free_port, running
+
+ROOT = Path(__file__).resolve().parent.parent
+BATCH_SIZES = (1, 100, 1000)
+CONNECTIONS = 32
+ROUNDS = int(os.getenv("BENCH_ROUNDS", "3"))
+SECONDS = int(os.getenv("BENCH_SECONDS", "3"))
+SERVERS = {
+    "baseline": [sys.executable, str(ROOT / "benchmarks" / "flask_baseline.py")],
+    "ours": [sys.executable, str(ROOT / "echo-service" / "echo_service.py")],
+    "yardstick": [sys.executable, str(ROOT / "benchmarks" / "yardstick.py")],
+}
+READY_PATH = {"baseline": "/healthcheck", "ours": "/healthcheck", "yardstick": "/"}
+WRK_SCRIPT = """wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = io.open("{body}"):read("*a")
+"""
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def batch(rows: int) -> dict:
+    return {"data": [[i, f"hello {i}"] for i in range(rows)]}
+
+
+def check_echo(url: str, rows: int) -> None:
+    """Each server must give the same answer before its numbers count."""
+    request = urllib.request.Request(url, json.dumps(batch(rows)).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        data = json.load(reply)["data"]
+    assert data == [[i, f"Bob said hello {i}"] for i in range(rows)], f"{url} gave a wrong answer"
+
+
+def wrk(url: str, script: Path) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=SECONDS + 30,
+    ).stdout
+    if re.search(r"Non-2xx or 3xx responses: (\d+)", out):
+        raise RuntimeError(f"{url} answered with errors under load:\n{out}")
+
+    def latency(percent: str) -> float:
+        value, unit = re.search(rf"^\s+{percent}%\s+([\d.]+)(us|ms|s)$", out, re.M).groups()  # type: ignore[union-attr]
+        return float(value) * UNITS[unit]
+
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50": latency("50"),
+        "p99": latency("99"),
+    }  # type: ignore[union-attr]
+
+
+def main() -> None:
+    results: dict[tuple[str, int], list[dict[str, float]]] = {}
+    with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
+        urls = {}
+        for name, args in SERVERS.items():
+            port = free_port()
+            env = {"SERVER_HOST": "127.0.0.1", "SERVER_PORT": str(port), "CHARACTER_NAME": "Bob"}
+            stack.enter_context(
+                running(
+                    args,
+                    f"http://127.0.0.1:{port}{READY_PATH[name]}",
+                    env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+            urls[name] = f"http://127.0.0.1:{port}/echo"
+            check_echo(urls[name], 3)
+        scripts = {}
+        for rows in BATCH_SIZES:
+            body = Path(tmp, f"body-{rows}.json")
+            body.write_text(json.dumps(batch(rows)))
+            scripts[rows] = Path(tmp, f"post-{rows}.lua")
+            scripts[rows].write_text(WRK_SCRIPT.format(body=body))
+        print(f"wrk -t2 -c{CONNECTIONS} -d{SECONDS}s, {ROUNDS} rounds, medians; servers take turns", flush=True)
+        for round_number in range(ROUNDS):
+            for rows in BATCH_SIZES:
+                for name, url in urls.items():
+                    results.setdefault((name, rows), []).append(wrk(url, scripts[rows]))
+            print(f"  round {round_number + 1}/{ROUNDS} done", flush=True)
+    report(results)
+
+
+def report(results: dict[tuple[str, int], list[dict[str, float]]]) -> None:
+    medians = {
+        key: {stat: statistics.median(run[stat] for run in runs) for stat in ("rps", "p50", "p99")}
+        for key, runs in results.items()
+    }
+    print(f"\n{'rows':>5} {'server':<10} {'req/s':>9} {'rows/s':>11} {'p50 ms':>7} {'p99 ms':>7}")
+    for rows in BATCH_SIZES:
+        for name in SERVERS:
+            m = medians[(name, rows)]
+            print(f"{rows:>5} {name:<10} {m['rps']:>9.0f} {m['rps'] * rows:>11.0f} {m['p50']:>7.2f} {m['p99']:>7.2f}")
+    print(f"\n{'rows':>5} {'ours/baseline':>14} {'ours/yardstick':>15}")
+    for rows in BATCH_SIZES:
+        ours = medians[("ours", rows)]["rps"]
+        baseline, yardstick = medians[("baseline", rows)]["rps"], medians[("yardstick", rows)]["rps"]
+        print(f"{rows:>5} {ours / baseline:>13.1f}x {ours / yardstick:>14.0%}")
+
+
+if __name__ == "__main__":
+    main()

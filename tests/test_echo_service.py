@@ -1,0 +1,185 @@
+"""Tutorial 1's Echo service, spoken to over HTTP as Snowflake and a browser speak to it."""
+
+import os
+import signal
+import subprocess
+
+import pytest
+import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from spcs_local.processes import free_port, stop, wait_for_http
+
+from .conftest import ECHO_SERVICE, start_echo_service
+
+
+def call_echo(base: str, body: object) -> requests.Response:
+    return requests.post(f"{base}/echo", json=body, timeout=10)
+
+
+def test_echo_answers_each_row_with_its_row_number(echo_url: str) -> None:
+    reply = call_echo(echo_url, {"data": [[0, "Thank you"], [1, "Hello"], [2, "Hello World"]]})
+
+    assert reply.status_code == 200
+    assert reply.headers["content-type"] == "application/json"
+    assert reply.json() == {"data": [[0, "Bob said Thank you"], [1, "Bob said Hello"], [2, "Bob said Hello World"]]}
+
+
+def test_echo_keeps_row_numbers_and_order_as_sent(echo_url: str) -> None:
+    reply = call_echo(echo_url, {"data": [[7, "c"], [3, "a"], [5, "b"]]})
+
+    assert reply.json()["data"] == [[7, "Bob said c"], [3, "Bob said a"], [5, "Bob said b"]]
+
+
+def test_echo_null_stays_null_and_other_values_show_as_json(echo_url: str) -> None:
+    body = {"data": [[0, None], [1, 42], [2, 1.5], [3, True], [4, {"a": [1, "x"]}], [5, "日本語 ✓"]]}
+
+    assert call_echo(echo_url, body).json()["data"] == [
+        [0, None],
+        [1, "Bob said 42"],
+        [2, "Bob said 1.5"],
+        [3, "Bob said true"],
+        [4, 'Bob said {"a":[1,"x"]}'],
+        [5, "Bob said 日本語 ✓"],
+    ]
+
+
+def test_echo_empty_batch(echo_url: str) -> None:
+    assert call_echo(echo_url, {"data": []}).json() == {"data": []}
+
+
+def test_echo_ten_thousand_rows(echo_url: str) -> None:
+    rows = [[i, f"message {i}"] for i in range(10_000)]
+
+    data = call_echo(echo_url, {"data": rows}).json()["data"]
+
+    assert data == [[i, f"Bob said message {i}"] for i in range(10_000)]
+
+
+def test_healthcheck_is_the_readiness_probe(echo_url: str) -> None:
+    reply = requests.get(f"{echo_url}/healthcheck", timeout=5)
+
+    assert (reply.status_code, reply.text) == (200, "I'm ready!")
+
+
+def test_ui_get_shows_the_form(echo_url: str) -> None:
+    page = requests.get(f"{echo_url}/ui", timeout=5)
+
+    assert page.status_code == 200
+    assert '<input type="text" id="input" name="input">' in page.text
+
+
+def test_ui_post_shows_input_and_output(echo_url: str) -> None:
+    page = requests.post(f"{echo_url}/ui", data={"input": "Hello"}, timeout=5)
+
+    assert "Hello" in page.text
+    assert "Bob said Hello" in page.text
+
+
+def test_ui_shows_injected_html_escaped(echo_url: str) -> None:
+    page = requests.post(f"{echo_url}/ui", data={"input": "<script>alert(1)</script>"}, timeout=5)
+
+    assert "<script>" not in page.text
+    assert "Bob said &lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"not json", "not valid JSON"),
+        (b"[[0, 1]]", "must be a JSON object"),
+        (b'{"rows": []}', 'no "data" key'),
+        (b'{"data": {"0": "a"}}', '"data" must be a list'),
+        (b'{"data": ["hello"]}', "row 0 must be a list"),
+        (b'{"data": [[0, "a"], [1]]}', "row 1 must be a list"),
+        (b'{"data": [["zero", "a"]]}', "row 0 has a row number that is not an integer"),
+        (b'{"data": [[true, "a"]]}', "row 0 has a row number that is not an integer"),
+        (b'{"data": [[1.5, "a"]]}', "row 0 has a row number that is not an integer"),
+    ],
+)
+def test_echo_bad_input_is_a_400_naming_the_problem(echo_url: str, body: bytes, problem: str) -> None:
+    reply = requests.post(f"{echo_url}/echo", data=body, headers={"Content-Type": "application/json"}, timeout=5)
+
+    assert reply.status_code == 400
+    assert problem in reply.json()["error"]
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/echo"), ("POST", "/healthcheck"), ("PUT", "/ui")])
+def test_wrong_method_is_a_405(echo_url: str, method: str, path: str) -> None:
+    assert requests.request(method, f"{echo_url}{path}", timeout=5).status_code == 405
+
+
+def test_character_name_and_server_port_are_honoured() -> None:
+    port = free_port()
+    with start_echo_service(port, {"CHARACTER_NAME": "Alice"}):
+        reply = call_echo(f"http://127.0.0.1:{port}", {"data": [[0, "hi"]]})
+
+    assert reply.json() == {"data": [[0, "Alice said hi"]]}
+
+
+def test_logs_one_info_line_per_batch_in_the_tutorial_format(tmp_path) -> None:
+    port, log = free_port(), tmp_path / "stdout.log"
+    with log.open("w") as stdout, start_echo_service(port, {"CHARACTER_NAME": "Bob"}, stdout=stdout):
+        call_echo(f"http://127.0.0.1:{port}", {"data": [[0, "private text"], [1, "b"]]})
+    lines = log.read_text().splitlines()
+
+    batch_lines = [line for line in lines if line.startswith("echo-service [")]
+    assert len(batch_lines) == 1
+    assert batch_lines[0].endswith("] [INFO] Received 2 rows")
+    assert not any("private text" in line for line in lines)
+
+
+def test_sigterm_stops_it_within_two_seconds() -> None:
+    port = free_port()
+    env = {"SERVER_HOST": "127.0.0.1", "SERVER_PORT": str(port)}
+    server = subprocess.Popen(ECHO_SERVICE, env={**os.environ, **env})
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthcheck", server)
+        idle = requests.Session()  # a kept-alive connection must not hold the shutdown up
+        idle.get(f"http://127.0.0.1:{port}/healthcheck", timeout=5)
+        server.send_signal(signal.SIGTERM)
+
+        assert server.wait(timeout=2) == 0
+    finally:
+        stop(server)
+
+
+# Rows as Snowflake sends them, and the many ways a body can be wrong.
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=5,
+)
+good_rows = st.lists(st.tuples(st.integers(0, 10**6), json_values).map(list), max_size=20)
+bodies = st.one_of(
+    good_rows.map(lambda rows: {"data": rows}),
+    json_values.map(lambda value: {"data": value}),
+    st.lists(json_values, max_size=5).map(lambda rows: {"data": rows}),
+    json_values,
+)
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=bodies)
+def test_no_generated_body_gets_a_5xx(echo_url: str, body: object) -> None:
+    reply = call_echo(echo_url, body)
+
+    assert reply.status_code in (200, 400), reply.text
+    if reply.status_code == 200:
+        rows = body["data"]  # type: ignore[index]
+        assert [row[0] for row in reply.json()["data"]] == [row[0] for row in rows]
+    else:
+        assert reply.json()["error"]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=st.binary(max_size=200))
+def test_no_raw_bytes_get_a_5xx(echo_url: str, raw: bytes) -> None:
+    reply = requests.post(f"{echo_url}/echo", data=raw, timeout=5)
+
+    assert reply.status_code in (200, 400)
