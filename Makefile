@@ -4,10 +4,13 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-APP_REQUIREMENTS := echo-service/requirements.txt
+APP_REQUIREMENTS := echo-service/requirements.txt tutorial-2-job/requirements.txt
+# Where the embedded Snowflake emulator keeps its tables; `make reset-local` empties it.
+DATA_DIR ?= .local/snowflake
+EMULATOR_PORT ?= 8765
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint bench run-echo
+.PHONY: help venv test lint bench run-echo local-snowflake run-job reset-local
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -17,7 +20,7 @@ venv: $(VENV)/.installed ## Create .venv with the apps' and the tooling's depend
 $(VENV)/.installed: pyproject.toml $(APP_REQUIREMENTS)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is needed: make PYTHON=python3.x")'
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(addprefix -r ,$(APP_REQUIREMENTS)) -e '.[dev]'
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(addprefix -r ,$(APP_REQUIREMENTS)) -e '.[dev,local]'
 	@touch $@
 
 test: venv ## Run every test
@@ -34,3 +37,12 @@ bench: venv ## Benchmark our code against its baselines (not a test; prints medi
 
 run-echo: venv ## Run Tutorial 1's Echo service on port 8000 as Bob (the tutorial's local command)
 	SERVER_PORT=8000 CHARACTER_NAME=Bob $(PY) echo-service/echo_service.py
+
+local-snowflake: venv ## Run the embedded Snowflake emulator in the foreground; prints the env a client needs
+	$(PY) -m spcs_local.emulator --port $(EMULATOR_PORT) --data-dir $(DATA_DIR)
+
+run-job: venv ## Run Tutorial 2's job with the tutorial's query (export the local-snowflake lines first)
+	$(PY) tutorial-2-job/main.py --query="select current_time() as time,'hello'" --result_table=results
+
+reset-local: ## Delete the emulator's tables (.local/)
+	rm -rf $(DATA_DIR)

@@ -1,0 +1,179 @@
+"""Tutorial 2's job, run as a process against the embedded Snowflake emulator."""
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from spcs_local.emulator import OAUTH_TOKEN, client_env
+from spcs_local.processes import free_port
+
+from .conftest import ROOT, snowpark_session, start_emulator
+
+JOB = ROOT / "tutorial-2-job" / "main.py"
+TUTORIAL_QUERY = "select current_time() as time,'hello'"
+# A query that runs for minutes on the emulator: long enough to stop the job in the middle of it.
+SLOW_QUERY = (
+    "select count(*) as n from (select seq4() as x from table(generator(rowcount => 300000))) a, "
+    "(select seq4() as y from table(generator(rowcount => 300000))) b where a.x + b.y = -1"
+)
+
+
+def run_job(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """`python3 main.py --query=... --result_table=...` with only the given SNOWFLAKE_* env vars."""
+    clean = {name: value for name, value in os.environ.items() if not name.startswith("SNOWFLAKE_")}
+    return subprocess.run(
+        [sys.executable, str(JOB), *args], env={**clean, **env}, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def table_rows(env: dict[str, str], table: str) -> list[tuple]:
+    with snowpark_session(env) as session:
+        return [tuple(row) for row in session.table(table).collect()]
+
+
+def new_table() -> str:
+    return f"results_{uuid.uuid4().hex[:8]}"
+
+
+def test_the_tutorials_command_twice_appends_two_rows(emulator_env: dict[str, str]) -> None:
+    table = new_table()
+    for _ in range(2):
+        job = run_job(emulator_env, f"--query={TUTORIAL_QUERY}", f"--result_table={table}")
+        assert job.returncode == 0, job.stdout + job.stderr
+
+    assert job.stdout.splitlines() == [
+        "job-tutorial - INFO - Job started",
+        'job-tutorial - INFO - Connection succeeded. Current session context: database="TUTORIAL_DB", '
+        'schema="DATA_SCHEMA", warehouse="TUTORIAL_WAREHOUSE", role="TEST_ROLE"',
+        f"job-tutorial - INFO - Executing query [{TUTORIAL_QUERY}] and writing result to table [{table}]",
+        "job-tutorial - INFO - Job finished",
+    ]
+    rows = table_rows(emulator_env, table)
+    assert len(rows) == 2
+    assert [greeting for _, greeting in rows] == ["hello", "hello"]
+
+
+@pytest.mark.parametrize("name", ["TUTORIAL_DB.DATA_SCHEMA.{t}", "DATA_SCHEMA.{t}", '"Mixed Case {t}"'])
+def test_qualified_and_quoted_table_names_work(emulator_env: dict[str, str], name: str) -> None:
+    table = name.format(t=new_table())
+
+    job = run_job(emulator_env, "--query=select 1 as n", f"--result_table={table}")
+
+    assert job.returncode == 0, job.stdout + job.stderr
+    assert table_rows(emulator_env, table) == [(1,)]
+
+
+@pytest.fixture
+def existing_table(emulator_env: dict[str, str]) -> str:
+    """A results table that already holds one row, to show that failures leave it as it was."""
+    table = new_table()
+    assert run_job(emulator_env, f"--query={TUTORIAL_QUERY}", f"--result_table={table}").returncode == 0
+    return table
+
+
+@pytest.mark.parametrize(
+    ("args", "env_change", "problem"),
+    [
+        (["--query=select nosuchcolumn from nowhere"], {}, "NOWHERE"),
+        (["--query=select 1 as n, 2 as m"], {}, "Job failed"),  # wrong shape for the existing table
+        (["--result_table=no_such_schema.{table}"], {}, "NO_SUCH_SCHEMA"),
+        (["--result_table=results; drop table x"], {}, "is not a valid Snowflake table name"),
+        ([], {"SNOWFLAKE_PASSWORD": "not-the-password"}, "Incorrect username or password"),
+        ([], {"SNOWFLAKE_ACCOUNT": ""}, "no Snowflake connection configured"),
+    ],
+    ids=["sql-error", "schema-mismatch", "unknown-schema", "bad-table-name", "wrong-password", "no-connection"],
+)
+def test_failures_exit_1_with_one_error_line_and_leave_the_table_as_it_was(
+    emulator_env: dict[str, str], existing_table: str, args: list[str], env_change: dict[str, str], problem: str
+) -> None:
+    defaults = {"--query": TUTORIAL_QUERY, "--result_table": existing_table}
+    for arg in args:
+        name, value = arg.split("=", 1)
+        defaults[name] = value.format(table=existing_table)
+    env = {name: value for name, value in {**emulator_env, **env_change}.items() if value}
+    before = table_rows(emulator_env, existing_table)
+
+    job = run_job(env, *(f"{name}={value}" for name, value in defaults.items()))
+
+    assert job.returncode == 1
+    errors = [line for line in job.stdout.splitlines() if " - ERROR - " in line]
+    assert len(errors) == 1 and problem in errors[0], job.stdout + job.stderr
+    assert "Traceback" not in job.stdout + job.stderr
+    assert "not-the-password" not in job.stdout + job.stderr
+    assert table_rows(emulator_env, existing_table) == before
+
+
+def test_an_unreachable_backend_fails_within_the_login_timeout() -> None:
+    env = {**client_env(free_port()), "SNOWFLAKE_LOGIN_TIMEOUT": "5"}
+
+    job = run_job(env, f"--query={TUTORIAL_QUERY}", "--result_table=results", timeout=40)
+
+    assert job.returncode == 1
+    assert "Job failed" in job.stdout
+
+
+def test_a_backend_that_vanishes_mid_run_fails_the_job(tmp_path) -> None:
+    # The connector retries each call (the query, its cancel, the session's close) for up to the network timeout.
+    port = free_port()
+    env = {**client_env(port), "SNOWFLAKE_NETWORK_TIMEOUT": "5"}
+    with start_emulator(port, tmp_path) as emulator:
+        job = subprocess.Popen(
+            [sys.executable, str(JOB), f"--query={SLOW_QUERY}", "--result_table=results"],
+            env={**os.environ, **env}, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        for line in job.stdout:  # type: ignore[union-attr]
+            if "Executing query" in line:
+                break
+        emulator.send_signal(signal.SIGKILL)
+    try:
+        rest = job.communicate(timeout=4 * 5 + 20)[0]
+    finally:
+        job.kill()
+
+    assert job.returncode == 1
+    assert "Job failed" in rest
+
+
+def test_inside_spcs_the_token_file_selects_oauth_and_stays_secret(emulator_env: dict[str, str], tmp_path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(OAUTH_TOKEN)
+    # What SPCS gives a container, plus the spec's warehouse: no user, no password.
+    spcs_names = ["ACCOUNT", "HOST", "PORT", "PROTOCOL", "DATABASE", "SCHEMA", "WAREHOUSE"]
+    spcs_env = {f"SNOWFLAKE_{name}": emulator_env[f"SNOWFLAKE_{name}"] for name in spcs_names}
+    table = new_table()
+    # Only a test moves the token path; the job itself always reads /snowflake/session/token.
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import main; main.TOKEN_PATH = sys.argv[2]; "
+        "sys.argv = ['main.py'] + sys.argv[3:]; sys.exit(main.main())"
+    )
+    args = [str(JOB.parent), str(token_file), f"--query={TUTORIAL_QUERY}", f"--result_table={table}"]
+    clean = {name: value for name, value in os.environ.items() if not name.startswith("SNOWFLAKE_")}
+    job = subprocess.run(
+        [sys.executable, "-c", code, *args], env={**clean, **spcs_env}, capture_output=True, text=True, timeout=60
+    )
+
+    assert job.returncode == 0, job.stdout + job.stderr
+    assert "Job finished" in job.stdout
+    assert OAUTH_TOKEN not in job.stdout + job.stderr
+    assert len(table_rows(emulator_env, table)) == 1
+
+
+def test_sigterm_ends_the_job_cleanly(tmp_path) -> None:
+    port = free_port()
+    with start_emulator(port, tmp_path):
+        job = subprocess.Popen(
+            [sys.executable, str(JOB), f"--query={SLOW_QUERY}", "--result_table=results"],
+            env={**os.environ, **client_env(port)}, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        for line in job.stdout:  # type: ignore[union-attr]
+            if "Executing query" in line:
+                break
+        job.send_signal(signal.SIGTERM)
+        rest = job.communicate(timeout=30)[0]
+
+    assert job.returncode == 143
+    assert "Job stopped: SIGTERM received" in rest
