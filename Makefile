@@ -33,7 +33,7 @@ lint: venv ## Check the code with ruff
 bench: venv ## Benchmark our code against its baselines (not a test; prints medians and ratios)
 	@command -v wrk >/dev/null || { echo "Installing wrk from Debian's packages"; \
 		apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-	$(PY) -m benchmarks.bench_echo
+	$(PY) -m benchmarks
 
 run-echo: venv ## Run Tutorial 1's Echo service on port 8000 as Bob (the tutorial's local command)
 	SERVER_PORT=8000 CHARACTER_NAME=Bob $(PY) echo-service/echo_service.py

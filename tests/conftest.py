@@ -1,5 +1,6 @@
 """Fixtures shared by the tests: the apps run as real processes on free loopback ports."""
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -50,3 +51,16 @@ def snowpark_session(env: dict[str, str]) -> Session:
     """A real Snowpark session from SNOWFLAKE_* env vars, as the job makes one."""
     params = {name.removeprefix("SNOWFLAKE_").lower(): value for name, value in env.items()}
     return Session.builder.configs(params).create()
+
+
+def live_snowflake_env() -> dict[str, str]:
+    """The SNOWFLAKE_* env of a real account, or a skip that says how to configure one."""
+    env = {name: value for name, value in os.environ.items() if name.startswith("SNOWFLAKE_")}
+    if env.get("SNOWFLAKE_CONNECTION_NAME"):
+        return env
+    if env.get("SNOWFLAKE_ACCOUNT") and env.get("SNOWFLAKE_HOST", "") not in ("127.0.0.1", "localhost"):
+        return env
+    pytest.skip(
+        "no Snowflake account configured: set SNOWFLAKE_CONNECTION_NAME to a connection in connections.toml, "
+        "or SNOWFLAKE_ACCOUNT, SNOWFLAKE_USER and SNOWFLAKE_PASSWORD, to run the live tests"
+    )

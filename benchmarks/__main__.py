@@ -1,0 +1,6 @@
+"""`make bench`: every benchmark, each printing medians and ratios against its baseline."""
+
+from benchmarks import bench_echo, bench_job
+
+bench_echo.main()
+bench_job.main()
