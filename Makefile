@@ -4,13 +4,14 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-APP_REQUIREMENTS := echo-service/requirements.txt tutorial-2-job/requirements.txt
+APP_REQUIREMENTS := echo-service/requirements.txt tutorial-2-job/requirements.txt \
+	tutorial-3-service-to-service/requirements.txt
 # Where the embedded Snowflake emulator keeps its tables; `make reset-local` empties it.
 DATA_DIR ?= .local/snowflake
 EMULATOR_PORT ?= 8765
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint bench run-echo local-snowflake run-job reset-local
+.PHONY: help venv demo test lint bench run-echo local-snowflake run-job run-caller reset-local
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -43,6 +44,9 @@ local-snowflake: venv ## Run the embedded Snowflake emulator in the foreground; 
 
 run-job: venv ## Run Tutorial 2's job with the tutorial's query (export the local-snowflake lines first)
 	$(PY) tutorial-2-job/main.py --query="select current_time() as time,'hello'" --result_table=results
+
+run-caller: venv ## Run Tutorial 3's caller against the Echo service on port 8000 (make run-echo first)
+	SERVICE_URL=http://localhost:8000/echo $(PY) tutorial-3-service-to-service/service_to_service.py
 
 reset-local: ## Delete the emulator's tables (.local/)
 	rm -rf $(DATA_DIR)
