@@ -6,8 +6,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 APP_REQUIREMENTS := echo-service/requirements.txt tutorial-2-job/requirements.txt \
 	tutorial-3-service-to-service/requirements.txt
-# Where the embedded Snowflake emulator keeps its tables; `make reset-local` empties it.
-DATA_DIR ?= .local/snowflake
+# Local state: the emulator's tables under $(LOCAL_DIR)/snowflake, the demo's logs; `make reset-local` empties it.
+LOCAL_DIR ?= .local
+DATA_DIR := $(LOCAL_DIR)/snowflake
 EMULATOR_PORT ?= 8765
 
 .DEFAULT_GOAL := help
@@ -23,6 +24,9 @@ $(VENV)/.installed: pyproject.toml $(APP_REQUIREMENTS)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(addprefix -r ,$(APP_REQUIREMENTS)) -e '.[dev,local]'
 	@touch $@
+
+demo: venv ## Run the tutorials' whole flow offline: no account, no Docker
+	$(PY) -m spcs_local.demo --local-dir $(LOCAL_DIR)
 
 test: venv ## Run every test
 	$(PY) -m pytest
@@ -48,5 +52,5 @@ run-job: venv ## Run Tutorial 2's job with the tutorial's query (export the loca
 run-caller: venv ## Run Tutorial 3's caller against the Echo service on port 8000 (make run-echo first)
 	SERVICE_URL=http://localhost:8000/echo $(PY) tutorial-3-service-to-service/service_to_service.py
 
-reset-local: ## Delete the emulator's tables (.local/)
-	rm -rf $(DATA_DIR)
+reset-local: ## Delete the emulator's tables and the demo's logs ($(LOCAL_DIR))
+	rm -rf $(LOCAL_DIR)
