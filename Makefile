@@ -12,7 +12,7 @@ DATA_DIR := $(LOCAL_DIR)/snowflake
 EMULATOR_PORT ?= 8765
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test lint bench run-echo local-snowflake run-job run-caller reset-local
+.PHONY: help venv demo test lint lint-spec images docker-demo bench run-echo local-snowflake run-job run-caller reset-local
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,9 +31,19 @@ demo: venv ## Run the tutorials' whole flow offline: no account, no Docker
 test: venv ## Run every test
 	$(PY) -m pytest
 
-lint: venv ## Check the code with ruff
+SPECS := echo-service/echo_spec.yaml tutorial-2-job/my_job_spec.yaml \
+	tutorial-3-service-to-service/service_to_service_spec.yaml
+DOCKERFILES := echo-service/Dockerfile tutorial-2-job/Dockerfile tutorial-3-service-to-service/Dockerfile \
+	spcs_local/Dockerfile
+
+lint: venv ## Lint every spec, every Dockerfile (hadolint) and the code (ruff)
+	$(PY) -m spcs_local.lint $(SPECS)
+	$(VENV)/bin/hadolint $(DOCKERFILES)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+lint-spec: venv ## Lint one spec: make lint-spec SPEC=path/to/spec.yaml
+	$(PY) -m spcs_local.lint $(SPEC)
 
 bench: venv ## Benchmark our code against its baselines (not a test; prints medians and ratios)
 	@command -v wrk >/dev/null || { echo "Installing wrk from Debian's packages"; \
@@ -54,3 +64,19 @@ run-caller: venv ## Run Tutorial 3's caller against the Echo service on port 800
 
 reset-local: ## Delete the emulator's tables and the demo's logs ($(LOCAL_DIR))
 	rm -rf $(LOCAL_DIR)
+
+DOCKER ?= docker
+# Without buildx (as with Debian's docker client), build with the classic builder.
+BUILD := $(shell $(DOCKER) buildx version >/dev/null 2>&1 || echo DOCKER_BUILDKIT=0) $(DOCKER) build --platform linux/amd64
+# The local images, named as the specs name them (the image path's last part).
+images: ## Build the three apps' images (linux/amd64) and the emulator's, tagged as the specs name them
+	$(BUILD) -t my_echo_service_image:latest echo-service
+	$(BUILD) -t my_job_image:latest tutorial-2-job
+	$(BUILD) -t service_to_service:latest tutorial-3-service-to-service
+	$(BUILD) -t spcs-local-emulator:latest spcs_local
+
+docker-demo: venv images ## Run the tutorials' flow in containers, from their spec files, as SPCS would
+	$(PY) -m spcs_local.runner \
+		service echo_service echo-service/echo_spec.yaml \
+		job tutorial_3_job_service tutorial-3-service-to-service/service_to_service_spec.yaml \
+		job tutorial_2_job_service tutorial-2-job/my_job_spec.yaml

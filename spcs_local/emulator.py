@@ -99,7 +99,8 @@ class Emulator:
             # A master token lets the client end its session on close (fakesnow gives none).
             result["data"].update(masterToken=token, validityInSeconds=3600, masterValidityInSeconds=14400)
             params = dict(parse_query(scope))
-            self.contexts[token] = {"warehouse": params.get("warehouse"), "role": params.get("roleName", ROLE)}
+            warehouse, role = params.get("warehouse"), params.get("roleName", ROLE)
+            self.contexts[token] = {"warehouse": warehouse and identifier(warehouse), "role": identifier(role)}
         await reply(send, status, json.dumps(result).encode(), headers)
 
     async def query(self, scope: dict, receive: Receive, send: Send) -> None:
@@ -110,7 +111,7 @@ class Emulator:
             await reply(send, 200, json.dumps(one_row_result("STATUS", "Queries cancelled.")).encode())
             return
         if use := USE_CONTEXT.match(sql):
-            context[use.group(1).lower()] = use.group(2).strip('"').upper()
+            context[use.group(1).lower()] = identifier(use.group(2))
             sql = "SELECT 'Statement executed successfully.' AS status"
         sql = CREATE_IF_NOT_EXISTS.sub(r"\1 IF NOT EXISTS \2 (", sql, count=1)
         sql = CONTEXT_FUNCTION.sub(lambda m: sql_string(context[m.group(1).lower()]), sql)
@@ -134,6 +135,11 @@ def one_row_result(column: str, value: str) -> dict:
         },
         "success": True,
     }
+
+
+def identifier(name: str) -> str:
+    """How Snowflake stores a name: unquoted ones in uppercase."""
+    return name[1:-1].replace('""', '"') if name.startswith('"') else name.upper()
 
 
 def sql_string(value: str | None) -> str:
@@ -199,7 +205,7 @@ async def reply(send: Send, status: int, body: bytes, headers: list | None = Non
     await send({"type": "http.response.body", "body": body})
 
 
-def serve(port: int, data_dir: Path) -> None:
+def serve(host: str, port: int, data_dir: Path) -> None:
     """Serve fakesnow behind the Emulator until SIGINT or SIGTERM."""
     # Imported here: fakesnow makes a temp folder on import, which only the server needs.
     import fakesnow.info_schema
@@ -219,14 +225,15 @@ def serve(port: int, data_dir: Path) -> None:
     fakesnow.server.shared_fs = FakeSnow(db_path=data_dir)
     warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")
     try:
-        uvicorn.run(Emulator(fakesnow.server.app), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.run(Emulator(fakesnow.server.app), host=host, port=port, log_level="warning")
     finally:
         # The folder for staged files lives only as long as the server.
         shutil.rmtree(fakesnow.transforms.stage.LOCAL_BUCKET_PATH, ignore_errors=True)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Run the embedded Snowflake emulator on 127.0.0.1.")
+    parser = argparse.ArgumentParser(description="Run the embedded Snowflake emulator.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765)")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="where tables persist")
     args = parser.parse_args()
@@ -235,7 +242,7 @@ def main() -> None:
     for name, value in client_env(args.port).items():
         print(f"export {name}={shlex.quote(value)}")
     print(flush=True)
-    serve(args.port, args.data_dir)
+    serve(args.host, args.port, args.data_dir)
 
 
 if __name__ == "__main__":

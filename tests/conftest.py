@@ -3,10 +3,14 @@
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import docker
+import docker.errors
 import pytest
+from docker.models.images import Image
 from snowflake.snowpark import Session
 
 from spcs_local.emulator import client_env
@@ -64,3 +68,54 @@ def live_snowflake_env() -> dict[str, str]:
         "no Snowflake account configured: set SNOWFLAKE_CONNECTION_NAME to a connection in connections.toml, "
         "or SNOWFLAKE_ACCOUNT, SNOWFLAKE_USER and SNOWFLAKE_PASSWORD, to run the live tests"
     )
+
+
+# The images as the specs name them, built from each folder as it is (the folder is the build context).
+IMAGES = {
+    "echo-service": "my_echo_service_image:latest",
+    "tutorial-2-job": "my_job_image:latest",
+    "tutorial-3-service-to-service": "service_to_service:latest",
+    "spcs_local": "spcs-local-emulator:latest",
+}
+BASE_IMAGE = "python:3.11-slim-bookworm"
+CONTAINER_REPORT: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> docker.DockerClient:
+    """The local Docker engine; the container tier is skipped without one, unless CI requires it."""
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as error:
+        reason = f"no Docker engine reachable ({type(error).__name__}), so the container tier cannot run"
+        if os.getenv("SPCS_REQUIRE_DOCKER") == "1":
+            pytest.fail(f"{reason}, and SPCS_REQUIRE_DOCKER=1 requires it")
+        pytest.skip(reason)
+    return client
+
+
+@pytest.fixture(scope="session")
+def images(docker_client: docker.DockerClient) -> dict[str, Image]:
+    """Build every image for linux/amd64, and report sizes: the whole image, and its layers above the base."""
+    built = {}
+    for folder, tag in IMAGES.items():
+        start = time.monotonic()
+        built[folder], _ = docker_client.images.build(
+            path=str(ROOT / folder), tag=tag, platform="linux/amd64", rm=True, forcerm=True
+        )
+        CONTAINER_REPORT.append(f"built {tag} in {time.monotonic() - start:.0f} s")
+    base = docker_client.images.get(BASE_IMAGE)
+    if "spcs-tutorials.stand-in-base" in (base.labels or {}):
+        CONTAINER_REPORT.append(f"{BASE_IMAGE} here is a stand-in (debootstrap bookworm + python3), not the registry's")
+    for folder, image in built.items():
+        size, base_size = image.attrs["Size"] / 2**20, base.attrs["Size"] / 2**20
+        CONTAINER_REPORT.append(f"{IMAGES[folder]:<32} {size:6.0f} MiB, app layers {size - base_size:5.0f} MiB")
+    return built
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if CONTAINER_REPORT:
+        terminalreporter.section("container images")
+        for line in CONTAINER_REPORT:
+            terminalreporter.write_line(line)
