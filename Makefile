@@ -11,11 +11,31 @@ LOCAL_DIR ?= .local
 DATA_DIR := $(LOCAL_DIR)/snowflake
 EMULATOR_PORT ?= 8765
 
+# Deploying to your account: every name can be set on the command line or in local.mk (git-ignored;
+# see local.mk.example). The defaults are the tutorials' names.
+CONNECTION ?=
+ROLE ?= test_role
+DATABASE ?= tutorial_db
+SCHEMA ?= data_schema
+WAREHOUSE ?= tutorial_warehouse
+COMPUTE_POOL ?= tutorial_compute_pool
+REPOSITORY ?= tutorial_repository
+STAGE ?= tutorial_stage
+ECHO_IMAGE ?= my_echo_service_image:latest
+JOB_IMAGE ?= my_job_image:latest
+CALLER_IMAGE ?= service_to_service:latest
+CONFIRM ?=
+-include local.mk
+# The Snowflake CLI: the one on PATH, else the one `make snow-cli` installs in its own environment.
+SNOW_VENV := .snow-venv
+SNOW ?= $(shell command -v snow 2>/dev/null || echo $(CURDIR)/$(SNOW_VENV)/bin/snow)
+SNOWFLAKE_CLI_VERSION := 3.30.0
+
 .DEFAULT_GOAL := help
 .PHONY: help venv demo test lint lint-spec images docker-demo bench run-echo local-snowflake run-job run-caller reset-local
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 venv: $(VENV)/.installed ## Create .venv with the apps' and the tooling's dependencies
 
@@ -62,12 +82,16 @@ run-job: venv ## Run Tutorial 2's job with the tutorial's query (export the loca
 run-caller: venv ## Run Tutorial 3's caller against the Echo service on port 8000 (make run-echo first)
 	SERVICE_URL=http://localhost:8000/echo $(PY) tutorial-3-service-to-service/service_to_service.py
 
-reset-local: ## Delete the emulator's tables and the demo's logs ($(LOCAL_DIR))
+reset-local: ## Delete the emulator's tables and the demo's logs (.local/, or LOCAL_DIR)
 	rm -rf $(LOCAL_DIR)
 
 DOCKER ?= docker
+DEPLOY = $(PY) -m spcs_local.deploy --snow=$(SNOW) --docker=$(DOCKER) --connection=$(CONNECTION) \
+	--role=$(ROLE) --database=$(DATABASE) --schema=$(SCHEMA) --warehouse=$(WAREHOUSE) \
+	--compute-pool=$(COMPUTE_POOL) --repository=$(REPOSITORY) --stage=$(STAGE) \
+	--echo-image=$(ECHO_IMAGE) --job-image=$(JOB_IMAGE) --caller-image=$(CALLER_IMAGE) --confirm=$(CONFIRM) --local-dir=$(LOCAL_DIR)
 # Without buildx (as with Debian's docker client), build with the classic builder.
-BUILD := $(shell $(DOCKER) buildx version >/dev/null 2>&1 || echo DOCKER_BUILDKIT=0) $(DOCKER) build --platform linux/amd64
+BUILD = $(shell $(DOCKER) buildx version >/dev/null 2>&1 || echo DOCKER_BUILDKIT=0) $(DOCKER) build --platform linux/amd64
 # The local images, named as the specs name them (the image path's last part).
 images: ## Build the three apps' images (linux/amd64) and the emulator's, tagged as the specs name them
 	$(BUILD) -t my_echo_service_image:latest echo-service
@@ -80,3 +104,26 @@ docker-demo: venv images ## Run the tutorials' flow in containers, from their sp
 		service echo_service echo-service/echo_spec.yaml \
 		job tutorial_3_job_service tutorial-3-service-to-service/service_to_service_spec.yaml \
 		job tutorial_2_job_service tutorial-2-job/my_job_spec.yaml
+
+snow-cli: ## Install the Snowflake CLI in its own environment (.snow-venv): its pins clash with the apps' Snowpark
+	@test -x "$(SNOW)" || { $(PYTHON) -m venv $(SNOW_VENV) && \
+		$(SNOW_VENV)/bin/pip install --quiet --disable-pip-version-check snowflake-cli==$(SNOWFLAKE_CLI_VERSION); }
+
+DEPLOY_TARGETS := setup build push deploy deploy-echo deploy-tutorial-2 deploy-tutorial-3 \
+	status logs results echo-query endpoints teardown
+.PHONY: snow-cli $(DEPLOY_TARGETS)
+setup: ## Your account: the tutorials' Common Setup (role, database, warehouse, pool, repository, stage)
+build: ## Your account: build the three images for linux/amd64, tagged with your repository's URL
+push: ## Your account: log docker in to your image registry and push the three images
+deploy: ## Your account: upload the specs, start the Echo service and function, run both jobs
+deploy-echo: ## Your account: Tutorial 1 only: the Echo service and my_echo_udf, waiting until READY
+deploy-tutorial-2: ## Your account: Tutorial 2 only: EXECUTE JOB SERVICE, its status and logs
+deploy-tutorial-3: ## Your account: Tutorial 3 only: EXECUTE JOB SERVICE, its status and logs
+status: ## Your account: SHOW SERVICES in the tutorial schema
+logs: ## Your account: the Echo service's and both jobs' logs
+results: ## Your account: SELECT * FROM results
+echo-query: ## Your account: the tutorial's my_echo_udf queries
+endpoints: ## Your account: the Echo service's /ui URL
+teardown: ## Your account: drop the jobs, service and function, stop the pool (CONFIRM=yes: drop pool, repo, stage)
+$(DEPLOY_TARGETS): venv snow-cli
+	@$(DEPLOY) $@

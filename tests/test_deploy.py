@@ -1,0 +1,204 @@
+"""`make setup build push deploy teardown`, run for real with recording stand-ins of `snow` and `docker`.
+
+No account can be reached here, so the stand-ins (tests/standins/recorder.py) first on PATH record every
+command and answer as an account would. The live test at the end runs the same against a real account.
+"""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from .conftest import ROOT, live_snowflake_env
+
+RECORDER = ROOT / "tests" / "standins" / "recorder.py"
+REGISTRY = "myorg-myaccount.registry.snowflakecomputing.com/tutorial_db/data_schema/tutorial_repository"
+CONTEXT = ["-c", "tutorial", "--role", "test_role", "--warehouse", "tutorial_warehouse"]
+CONTEXT += ["--database", "tutorial_db", "--schema", "data_schema"]
+
+
+def make(tmp_path: Path, *targets: str, **env: str) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
+    """Run the real Makefile with the stand-ins first on PATH; return its result and the recorded argv."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for tool in ("snow", "docker"):
+        if not (bin_dir / tool).exists():
+            (bin_dir / tool).symlink_to(RECORDER)
+    log = tmp_path / "calls.jsonl"
+    log.unlink(missing_ok=True)
+    clean = {name: value for name, value in os.environ.items() if not name.startswith("SNOWFLAKE_")}
+    run_env = {**clean, "PATH": f"{bin_dir}:{os.environ['PATH']}", "STANDIN_LOG": str(log), **env}
+    result = subprocess.run(
+        ["make", "-s", *targets, "CONNECTION=tutorial", f"LOCAL_DIR={tmp_path}"],
+        cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    calls = [json.loads(line)["argv"] for line in log.read_text().splitlines()] if log.exists() else []
+    return result, calls
+
+
+def snow_sql(statement: str, *extra: str) -> list[str]:
+    return ["snow", "sql", "-q", statement, *extra, *CONTEXT]
+
+
+def job_calls(job: str, spec: str, tmp_path: Path) -> list[list[str]]:
+    return [
+        ["snow", "stage", "copy", f"{tmp_path}/deploy/{spec}", "@tutorial_stage", "--overwrite", *CONTEXT],
+        snow_sql(f"DROP SERVICE IF EXISTS {job}"),
+        snow_sql(
+            f"EXECUTE JOB SERVICE IN COMPUTE POOL tutorial_compute_pool NAME={job} FROM @tutorial_stage "
+            f"SPECIFICATION_FILE='{spec}'"
+        ),
+        snow_sql(f"SHOW SERVICE CONTAINERS IN SERVICE {job}", "--format", "JSON"),
+        ["snow", "spcs", "service", "logs", job, "--container-name", "main", "--instance-id", "0", *CONTEXT],
+    ]
+
+
+def test_make_deploy_runs_the_tutorials_steps_in_order(tmp_path: Path) -> None:
+    result, calls = make(tmp_path, "deploy")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert calls == [
+        ["snow", "connection", "list", "--format", "JSON"],
+        ["snow", "stage", "copy", f"{tmp_path}/deploy/echo_spec.yaml", "@tutorial_stage", "--overwrite", *CONTEXT],
+        snow_sql("DROP SERVICE IF EXISTS echo_service"),
+        snow_sql(
+            "CREATE SERVICE echo_service IN COMPUTE POOL tutorial_compute_pool FROM @tutorial_stage "
+            "SPECIFICATION_FILE='echo_spec.yaml' MIN_INSTANCES=1 MAX_INSTANCES=1"
+        ),
+        snow_sql("SELECT SYSTEM$WAIT_FOR_SERVICES(600, 'echo_service')"),
+        snow_sql(
+            "CREATE OR REPLACE FUNCTION my_echo_udf (InputText varchar) RETURNS varchar "
+            "SERVICE=echo_service ENDPOINT=echoendpoint AS '/echo'"
+        ),
+        *job_calls("tutorial_2_job_service", "my_job_spec.yaml", tmp_path),
+        *job_calls("tutorial_3_job_service", "service_to_service_spec.yaml", tmp_path),
+    ]
+    assert "Job tutorial_2_job_service: DONE" in result.stdout
+    assert "Job tutorial_3_job_service: DONE" in result.stdout
+    assert "Bob said Hello" in result.stdout
+
+
+def test_the_uploaded_specs_name_this_accounts_repository(tmp_path: Path) -> None:
+    make(tmp_path, "deploy", "DATABASE=my_db", "REPOSITORY=my_repo", "JOB_IMAGE=my_job:v2")
+
+    spec = (tmp_path / "deploy" / "my_job_spec.yaml").read_text()
+    assert "image: /my_db/data_schema/my_repo/my_job:v2" in spec
+    assert "--query=select current_time() as time,'hello'" in spec
+
+
+def test_make_build_push_tags_with_the_repository_url(tmp_path: Path) -> None:
+    result, calls = make(tmp_path, "build", "push")
+
+    assert result.returncode == 0, result.stderr
+    url = ["snow", "spcs", "image-repository", "url", "tutorial_repository", *CONTEXT]
+    images = [("echo-service", "my_echo_service_image:latest"), ("tutorial-2-job", "my_job_image:latest"),
+              ("tutorial-3-service-to-service", "service_to_service:latest")]  # fmt: skip
+    assert calls == [
+        ["snow", "connection", "list", "--format", "JSON"],
+        url,
+        *[
+            ["docker", "build", "--platform", "linux/amd64", "-t", f"{REGISTRY}/{image}", str(ROOT / folder)]
+            for folder, image in images
+        ],
+        ["snow", "connection", "list", "--format", "JSON"],
+        url,
+        ["snow", "spcs", "image-registry", "login", "-c", "tutorial"],
+        *[["docker", "push", f"{REGISTRY}/{image}"] for _, image in images],
+    ]
+
+
+def test_a_failed_job_fails_make_deploy_after_printing_its_logs(tmp_path: Path) -> None:
+    result, calls = make(tmp_path, "deploy", STANDIN_FAILED_JOB="tutorial_2_job_service")
+
+    assert result.returncode != 0
+    assert "Job tutorial_2_job_service: FAILED" in result.stdout
+    assert "job-tutorial - ERROR - Job failed" in result.stdout
+    assert "Stopped: job tutorial_2_job_service ended FAILED" in result.stderr
+    assert not any("tutorial_3_job_service" in " ".join(call) for call in calls)
+
+
+def test_a_failing_step_stops_the_chain_with_its_exit_code(tmp_path: Path) -> None:
+    result, calls = make(tmp_path, "deploy", STANDIN_FAIL_ON="CREATE SERVICE echo_service")
+
+    assert "Stopped: CREATE SERVICE echo_service" in result.stderr and "(exit code 3)" in result.stderr
+    assert calls[-1][3].startswith("CREATE SERVICE echo_service")
+
+
+def test_overriding_variables_changes_the_commands(tmp_path: Path) -> None:
+    result, calls = make(tmp_path, "teardown", "COMPUTE_POOL=my_pool", "SCHEMA=my_schema", "CONFIRM=yes")
+
+    assert result.returncode == 0, result.stderr
+    context = [*CONTEXT[:-1], "my_schema"]
+    statements = [call[3] for call in calls[1:]]
+    assert statements == [
+        "DROP SERVICE IF EXISTS tutorial_2_job_service",
+        "DROP SERVICE IF EXISTS tutorial_3_job_service",
+        "DROP FUNCTION IF EXISTS my_echo_udf(varchar)",
+        "DROP SERVICE IF EXISTS echo_service",
+        "ALTER COMPUTE POOL my_pool STOP ALL",
+        "DROP IMAGE REPOSITORY IF EXISTS tutorial_repository",
+        "DROP STAGE IF EXISTS tutorial_stage",
+        "DROP COMPUTE POOL IF EXISTS my_pool",
+    ]
+    assert calls[1][4:] == context
+    assert calls[-1][4:] == ["--role", "ACCOUNTADMIN", "-c", "tutorial"]
+
+
+def test_teardown_keeps_the_pool_repository_and_stage_unless_confirmed(tmp_path: Path) -> None:
+    result, calls = make(tmp_path, "teardown")
+
+    assert [call[3] for call in calls[1:]][-1] == "ALTER COMPUTE POOL tutorial_compute_pool STOP ALL"
+    assert "make teardown CONFIRM=yes" in result.stdout
+
+
+def test_setup_runs_both_parts_of_the_common_setup(tmp_path: Path) -> None:
+    result, calls = make(tmp_path, "setup")
+
+    assert result.returncode == 0, result.stderr
+    files = [call[3] for call in calls[1:]]
+    assert files == [str(ROOT / "common-setup" / "accountadmin.sql"), str(ROOT / "common-setup" / "role.sql")]
+    assert "compute_pool=tutorial_compute_pool" in calls[1]
+
+
+def test_endpoints_prints_the_ui_url(tmp_path: Path) -> None:
+    result, _ = make(tmp_path, "endpoints")
+
+    assert "echoendpoint: https://abcd-myorg-myaccount.snowflakecomputing.app/ui" in result.stdout
+
+
+def test_no_connection_gives_the_configuration_message_and_runs_nothing(tmp_path: Path) -> None:
+    result, calls = make(tmp_path, "deploy", STANDIN_NO_CONNECTION="1")
+
+    assert result.returncode != 0
+    assert "No Snowflake connection is configured" in result.stderr
+    assert "connections.toml" in result.stderr and "SNOWFLAKE_ACCOUNT" in result.stderr
+    assert calls == [["snow", "connection", "list", "--format", "JSON"]]
+
+
+def test_no_docker_says_so(tmp_path: Path) -> None:
+    result, _ = make(tmp_path, "build", "DOCKER=no-such-docker")
+
+    assert result.returncode != 0
+    assert "'no-such-docker' is not installed or not on PATH" in result.stderr
+
+
+def test_make_n_shows_no_secret(tmp_path: Path) -> None:
+    dry = subprocess.run(
+        ["make", "-n", "deploy", "CONNECTION=tutorial"], cwd=ROOT, capture_output=True, text=True,
+        env={**os.environ, "SNOWFLAKE_PASSWORD": "s3cret-pa55"},
+    )  # fmt: skip
+
+    assert "s3cret-pa55" not in dry.stdout + dry.stderr
+
+
+def test_live_make_build_push_deploy_against_a_real_account(tmp_path: Path) -> None:
+    env = live_snowflake_env()
+    connection = env.get("SNOWFLAKE_CONNECTION_NAME", "")
+    result = subprocess.run(
+        ["make", "build", "push", "deploy", f"CONNECTION={connection}", f"LOCAL_DIR={tmp_path}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=3600,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert "Job tutorial_2_job_service: DONE" in result.stdout
+    assert "Bob said Hello" in result.stdout
