@@ -16,17 +16,13 @@ from pathlib import Path
 import snowflake.connector
 from snowflake.snowpark import Session
 
-from spcs_local.emulator import client_env
+from spcs_local.emulator import client_env, connection_params
 from spcs_local.processes import free_port, running
 
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = 1_000_000
 ROUNDS = int(os.getenv("BENCH_ROUNDS", "3"))
 QUERY = f"select seq4() as n, 'hello' as greeting from table(generator(rowcount => {ROWS}))"
-
-
-def connection_params(env: dict[str, str]) -> dict[str, str]:
-    return {name.removeprefix("SNOWFLAKE_").lower(): value for name, value in env.items()}
 
 
 def timed(action: object) -> float:

@@ -6,6 +6,7 @@ production ASGI server) instead of Flask's development server.
 
 import logging
 import os
+import sys
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -13,11 +14,20 @@ import jinja2
 import orjson
 import uvicorn
 
+
+def env_int(name: str, default: int) -> int:
+    """A positive whole number from the environment, or exit naming the bad value."""
+    value = os.getenv(name, str(default))
+    if not value.isdigit() or int(value) < 1:
+        sys.exit(f"{name} must be a positive whole number, got {value!r}")
+    return int(value)
+
+
 SERVICE_HOST = os.getenv("SERVER_HOST", "0.0.0.0")
-SERVICE_PORT = int(os.getenv("SERVER_PORT", "8080"))
+SERVICE_PORT = env_int("SERVER_PORT", 8080)
 CHARACTER_NAME = os.getenv("CHARACTER_NAME", "I")
 # One worker process per CPU this process may use, as the image runs it.
-SERVER_WORKERS = int(os.getenv("SERVER_WORKERS", str(len(os.sched_getaffinity(0)))))
+SERVER_WORKERS = env_int("SERVER_WORKERS", len(os.sched_getaffinity(0)))
 
 LOG_FORMAT = "%(name)s [%(asctime)s] [%(levelname)s] %(message)s"
 # The tutorial's format for our logger and for the server's own lines, on stdout.

@@ -9,18 +9,16 @@ import argparse
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
-from types import FrameType
 
 import snowflake.connector
 import snowflake.connector.errors
 
-from spcs_local.emulator import client_env
-from spcs_local.processes import free_port, stop, wait_for_http
+from spcs_local.emulator import client_env, connection_params
+from spcs_local.processes import free_port, stop, stop_on_sigterm, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = 5
@@ -64,8 +62,7 @@ def call_like_my_echo_udf(echo_url: str, messages: list[str]) -> None:
 
 
 def print_results(env: dict[str, str]) -> None:
-    params = {name.removeprefix("SNOWFLAKE_").lower(): value for name, value in env.items()}
-    with snowflake.connector.connect(**params) as connection:
+    with snowflake.connector.connect(**connection_params(env)) as connection:
         cursor = connection.cursor().execute("SELECT * FROM results")
         print_table([column.name for column in cursor.description], cursor.fetchall())
 
@@ -143,15 +140,11 @@ def demo(local_dir: Path) -> None:
         )
 
 
-def interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description="Run the SPCS tutorials' whole flow offline.")
     parser.add_argument("--local-dir", type=Path, default=Path(".local"), help="where tables and logs go")
     args = parser.parse_args()
-    signal.signal(signal.SIGTERM, interrupt)
+    stop_on_sigterm()
     try:
         demo(args.local_dir)
     except (DemoFailed, RuntimeError, OSError, snowflake.connector.errors.Error) as error:

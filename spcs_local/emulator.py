@@ -61,6 +61,11 @@ def client_env(port: int, host: str = "127.0.0.1") -> dict[str, str]:
     }
 
 
+def connection_params(env: dict[str, str]) -> dict[str, str]:
+    """SNOWFLAKE_* env vars as connector (and Snowpark) parameters: SNOWFLAKE_HOST -> host."""
+    return {name.removeprefix("SNOWFLAKE_").lower(): value for name, value in env.items()}
+
+
 class Emulator:
     """An ASGI app in front of fakesnow's: checks logins and fixes requests on their way in."""
 

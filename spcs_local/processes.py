@@ -9,6 +9,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
+from types import FrameType
 
 
 def free_port() -> int:
@@ -32,6 +33,15 @@ def wait_for_http(url: str, process: subprocess.Popen | None = None, timeout: fl
         if time.monotonic() > deadline:
             raise TimeoutError(f"{url} was not ready within {timeout:.0f} s")
         time.sleep(0.1)
+
+
+def stop_on_sigterm() -> None:
+    """Treat SIGTERM as Ctrl-C, so that `with` blocks stop what they started either way."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def stop(process: subprocess.Popen, timeout: float = 10.0) -> int:

@@ -20,14 +20,12 @@ Everything it creates is removed when it ends, also on failure, Ctrl-C or SIGTER
 
 import contextlib
 import json
-import signal
 import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import docker
@@ -37,7 +35,7 @@ from docker.models.containers import Container
 from docker.models.networks import Network
 
 from spcs_local.emulator import ACCOUNT, DATABASE, OAUTH_TOKEN, SCHEMA, client_env
-from spcs_local.processes import wait_for_http
+from spcs_local.processes import stop_on_sigterm, wait_for_http
 
 EMULATOR_IMAGE = "spcs-local-emulator:latest"
 EMULATOR_NAME = "snowflake-emulator"  # its DNS name on the network, as SNOWFLAKE_HOST
@@ -185,16 +183,12 @@ def local_spcs() -> Iterator[LocalSPCS]:
         spcs.close()
 
 
-def interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str]) -> int:
     if not argv or len(argv) % 3:
         print(__doc__.split("\n\n")[1], file=sys.stderr)
         return 2
     steps = [(argv[i], argv[i + 1], Path(argv[i + 2])) for i in range(0, len(argv), 3)]
-    signal.signal(signal.SIGTERM, interrupt)
+    stop_on_sigterm()
     all_done = True
     try:
         with local_spcs() as spcs:

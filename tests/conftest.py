@@ -13,7 +13,7 @@ import pytest
 from docker.models.images import Image
 from snowflake.snowpark import Session
 
-from spcs_local.emulator import client_env
+from spcs_local.emulator import client_env, connection_params
 from spcs_local.processes import free_port, running
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,8 +53,7 @@ def emulator_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
 
 def snowpark_session(env: dict[str, str]) -> Session:
     """A real Snowpark session from SNOWFLAKE_* env vars, as the job makes one."""
-    params = {name.removeprefix("SNOWFLAKE_").lower(): value for name, value in env.items()}
-    return Session.builder.configs(params).create()
+    return Session.builder.configs(connection_params(env)).create()
 
 
 def live_snowflake_env() -> dict[str, str]:

@@ -183,3 +183,11 @@ def test_no_raw_bytes_get_a_5xx(echo_url: str, raw: bytes) -> None:
     reply = requests.post(f"{echo_url}/echo", data=raw, timeout=5)
 
     assert reply.status_code in (200, 400)
+
+
+@pytest.mark.parametrize(("name", "value"), [("SERVER_PORT", "abc"), ("SERVER_WORKERS", "0")])
+def test_a_bad_number_in_the_environment_is_one_line_and_exit_1(name: str, value: str) -> None:
+    server = subprocess.run(ECHO_SERVICE, env={**os.environ, name: value}, capture_output=True, text=True, timeout=30)
+
+    assert server.returncode == 1
+    assert server.stderr.strip() == f"{name} must be a positive whole number, got '{value}'"

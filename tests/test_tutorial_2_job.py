@@ -84,8 +84,17 @@ def existing_table(emulator_env: dict[str, str]) -> str:
         (["--result_table=results; drop table x"], {}, "is not a valid Snowflake table name"),
         ([], {"SNOWFLAKE_PASSWORD": "not-the-password"}, "Incorrect username or password"),
         ([], {"SNOWFLAKE_ACCOUNT": ""}, "no Snowflake connection configured"),
+        ([], {"SNOWFLAKE_LOGIN_TIMEOUT": "soon"}, "SNOWFLAKE_LOGIN_TIMEOUT must be a whole number of seconds"),
     ],
-    ids=["sql-error", "schema-mismatch", "unknown-schema", "bad-table-name", "wrong-password", "no-connection"],
+    ids=[
+        "sql-error",
+        "schema-mismatch",
+        "unknown-schema",
+        "bad-table-name",
+        "wrong-password",
+        "no-connection",
+        "bad-timeout",
+    ],
 )
 def test_failures_exit_1_with_one_error_line_and_leave_the_table_as_it_was(
     emulator_env: dict[str, str], existing_table: str, args: list[str], env_change: dict[str, str], problem: str

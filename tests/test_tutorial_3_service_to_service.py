@@ -141,3 +141,10 @@ def test_sigterm_ends_it_cleanly() -> None:
 
     assert caller.returncode == 143
     assert "[ERROR] Stopped: SIGTERM received" in output
+
+
+def test_a_bad_deadline_is_one_line_and_exit_1() -> None:
+    caller = run_caller("http://127.0.0.1:9/echo", SERVICE_WAIT_SECONDS="soon")
+
+    assert caller.returncode == 1
+    assert caller.stderr.strip() == "SERVICE_WAIT_SECONDS must be a positive number of seconds, got 'soon'"

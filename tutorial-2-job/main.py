@@ -74,6 +74,8 @@ def get_connection_params() -> dict[str, Any]:
     timeouts = {"login_timeout": 60, "network_timeout": 300}
     for name in timeouts:
         if value := os.getenv(f"SNOWFLAKE_{name.upper()}"):
+            if not value.isdigit():
+                raise JobError(f"SNOWFLAKE_{name.upper()} must be a whole number of seconds, got {value!r}")
             timeouts[name] = int(value)
     if os.path.exists(TOKEN_PATH):
         spcs = {name: value for name, value in env.items() if name in SPCS_PARAMS}

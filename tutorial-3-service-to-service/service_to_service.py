@@ -15,11 +15,24 @@ from typing import Any
 import requests
 from tenacity import Retrying, retry_if_exception_type, stop_before_delay, wait_exponential
 
+
+def env_seconds(name: str, default: float) -> float:
+    """A positive number of seconds from the environment, or exit naming the bad value."""
+    value = os.getenv(name, str(default))
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0
+    if not seconds > 0:
+        sys.exit(f"{name} must be a positive number of seconds, got {value!r}")
+    return seconds
+
+
 SERVICE_URL = os.getenv("SERVICE_URL", "http://localhost:8080/echo")
 ECHO_TEXT = os.getenv("ECHO_TEXT", "Hello")
 # How long to wait for the service in all, and for each attempt.
-WAIT_SECONDS = float(os.getenv("SERVICE_WAIT_SECONDS", "60"))
-ATTEMPT_SECONDS = float(os.getenv("SERVICE_ATTEMPT_SECONDS", "10"))
+WAIT_SECONDS = env_seconds("SERVICE_WAIT_SECONDS", 60)
+ATTEMPT_SECONDS = env_seconds("SERVICE_ATTEMPT_SECONDS", 10)
 # The statuses Snowflake itself retries a service function on.
 RETRY_STATUSES = {404, 429, 500, 502, 503, 504}
 
