@@ -186,3 +186,42 @@ def test_sigterm_ends_the_job_cleanly(tmp_path) -> None:
 
     assert job.returncode == 143
     assert "Job stopped: SIGTERM received" in rest
+
+
+def test_a_named_connection_from_connections_toml_is_loaded_by_the_connector(
+    emulator_env: dict[str, str], tmp_path
+) -> None:
+    toml = tmp_path / "connections.toml"
+    toml.write_text(
+        "[local]\n"
+        + "".join(f'{name.removeprefix("SNOWFLAKE_").lower()} = "{value}"\n' for name, value in emulator_env.items())
+    )
+    toml.chmod(0o600)
+    table = new_table()
+
+    job = run_job(
+        {"SNOWFLAKE_HOME": str(tmp_path), "SNOWFLAKE_CONNECTION_NAME": "local"},
+        f"--query={TUTORIAL_QUERY}", f"--result_table={table}",
+    )  # fmt: skip
+
+    assert job.returncode == 0, job.stdout + job.stderr
+    assert len(table_rows(emulator_env, table)) == 1
+
+
+def test_a_private_key_file_selects_key_pair_authentication(monkeypatch: pytest.MonkeyPatch) -> None:
+    sys.path.insert(0, str(JOB.parent))
+    try:
+        import main
+    finally:
+        sys.path.remove(str(JOB.parent))
+    for name in [name for name in os.environ if name.startswith("SNOWFLAKE_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("SNOWFLAKE_ACCOUNT", "myorg-myaccount")
+    monkeypatch.setenv("SNOWFLAKE_USER", "tutorial_user")
+    monkeypatch.setenv("SNOWFLAKE_PRIVATE_KEY_FILE", "/keys/rsa_key.p8")
+
+    params = main.get_connection_params()
+
+    assert params["authenticator"] == "SNOWFLAKE_JWT"
+    assert params["private_key_file"] == "/keys/rsa_key.p8"
+    assert "password" not in params
