@@ -10,9 +10,10 @@ import pytest
 import yaml
 
 from spcs_local.emulator import OAUTH_TOKEN, PASSWORD
-from spcs_local.runner import LocalSPCS, dns_name, local_spcs
+from spcs_local.processes import wait_for_http
+from spcs_local.runner import ContainerProcess, LocalSPCS, local_spcs
 
-from .conftest import ROOT, snowpark_session
+from .conftest import IMAGES, ROOT, snowpark_session
 
 pytestmark = pytest.mark.containers
 
@@ -43,9 +44,13 @@ def test_each_image_is_linux_amd64_non_root_and_exec_form(images: dict, app: str
         assert not command or command[:2] != ["/bin/sh", "-c"], command
 
 
-def test_the_echo_image_exposes_the_apps_port(images: dict) -> None:
-    assert 'os.getenv("SERVER_PORT", "8080")' in (ROOT / "echo-service" / "echo_service.py").read_text()
-    assert list(images["echo-service"].attrs["Config"]["ExposedPorts"]) == ["8080/tcp"]
+def test_the_echo_image_serves_on_the_port_it_exposes(images: dict, spcs: LocalSPCS) -> None:
+    exposed = list(images["echo-service"].attrs["Config"]["ExposedPorts"])
+    assert exposed == ["8080/tcp"]
+
+    # No SERVER_PORT: the app's default port must be the one the image exposes.
+    echo = spcs.start("echo-default-port", IMAGES["echo-service"], [8080])
+    wait_for_http(f"http://127.0.0.1:{spcs.host_port(echo, 8080)}/healthcheck", ContainerProcess(echo), timeout=60)
 
 
 @pytest.mark.parametrize("app", APPS)
@@ -101,14 +106,17 @@ def test_a_job_with_a_bad_query_is_failed_with_the_error_in_its_logs(spcs: Local
 
 
 def test_docker_stop_on_the_echo_container_returns_within_2_s(spcs: LocalSPCS) -> None:
-    spcs.start_emulator()
-    spcs.run_service("echo_service", load_spec(APPS["echo-service"]))
-    echo = next(c for c in spcs.containers if c.name.startswith(dns_name("echo_service")))
+    # An image that ignored SIGTERM would take the whole 10 s every time; the best of three
+    # stops keeps a busy machine's noise out of the answer.
+    stops, logs = [], ""
+    for attempt in range(3):
+        spcs.run_service(f"echo_service_{attempt}", load_spec(APPS["echo-service"]))
+        echo = spcs.containers[-1]
+        start = time.monotonic()
+        echo.stop(timeout=10)  # SIGTERM, then SIGKILL after 10 s
+        stops.append(time.monotonic() - start)
+        echo.reload()
+        assert echo.attrs["State"]["ExitCode"] == 0
+        logs = echo.logs().decode()
 
-    start = time.monotonic()
-    echo.stop(timeout=10)  # SIGTERM, then SIGKILL after 10 s
-    stopped_after = time.monotonic() - start
-
-    echo.reload()
-    assert echo.attrs["State"]["ExitCode"] == 0
-    assert stopped_after < 2
+    assert min(stops) < 2, f"docker stop took {stops} s; the last container's log:\n{logs}"
