@@ -142,7 +142,10 @@ def main() -> int:
             error = error.__context__
         if isinstance(error, Terminated):
             logger.error("Job stopped: SIGTERM received")
-            return 143
+            # The session is closed. A query the signal cut short can leave the connector's query
+            # timer (a non-daemon thread) running for the network timeout: leave without waiting.
+            logging.shutdown()
+            os._exit(143)
         # One line that names the problem; these messages never hold a password or token.
         logger.error("Job failed: %s", " ".join(str(error).split()))
         return 1
