@@ -97,7 +97,8 @@ class Emulator:
             await reply(send, 200, json.dumps({**failure, "success": False}).encode())
             return
 
-        status, headers, answer = await call(self.app, with_body(scope, body), body)
+        raw = json.dumps(body).encode()
+        status, headers, answer = await call(self.app, with_body(scope, raw), raw)
         result = json.loads(answer)
         if result.get("success"):
             token = result["data"]["token"]
@@ -121,7 +122,8 @@ class Emulator:
         sql = CREATE_IF_NOT_EXISTS.sub(r"\1 IF NOT EXISTS \2 (", sql, count=1)
         sql = CONTEXT_FUNCTION.sub(lambda m: sql_string(context[m.group(1).lower()]), sql)
         body["sqlText"] = sql
-        await self.app(with_body(scope, body), replay(body), send)
+        raw = json.dumps(body).encode()
+        await self.app(with_body(scope, raw), replay(raw), send)
 
 
 def one_row_result(column: str, value: str) -> dict:
@@ -173,21 +175,21 @@ async def read_json(scope: dict, receive: Receive) -> Any:
     return json.loads(body)
 
 
-def with_body(scope: dict, body: Any) -> dict:
-    """The same request, as plain JSON of the new body's length."""
+def with_body(scope: dict, body: bytes) -> dict:
+    """The same request, for a new plain (not gzipped) body."""
     headers = [(k, v) for k, v in scope["headers"] if k not in (b"content-encoding", b"content-length")]
-    headers.append((b"content-length", str(len(json.dumps(body).encode())).encode()))
+    headers.append((b"content-length", str(len(body)).encode()))
     return {**scope, "headers": headers}
 
 
-def replay(body: Any) -> Receive:
+def replay(body: bytes) -> Receive:
     async def receive() -> dict:
-        return {"type": "http.request", "body": json.dumps(body).encode(), "more_body": False}
+        return {"type": "http.request", "body": body, "more_body": False}
 
     return receive
 
 
-async def call(app: Any, scope: dict, body: Any) -> tuple[int, list, bytes]:
+async def call(app: Any, scope: dict, body: bytes) -> tuple[int, list, bytes]:
     """Call an ASGI app and collect its whole answer."""
     answer: dict[str, Any] = {"body": b""}
 

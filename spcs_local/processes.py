@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from types import FrameType
+from typing import Any, Protocol
 
 
 def free_port() -> int:
@@ -18,7 +19,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_http(url: str, process: subprocess.Popen | None = None, timeout: float = 30.0) -> None:
+class Pollable(Protocol):
+    """What `wait_for_http` watches while it waits: a Popen, or anything that polls like one."""
+
+    args: Any
+    returncode: int | None
+
+    def poll(self) -> int | None: ...
+
+
+def wait_for_http(url: str, process: Pollable | None = None, timeout: float = 30.0) -> None:
     """Poll `url` with GET until it answers 200, as a readiness probe does."""
     deadline = time.monotonic() + timeout
     while True:

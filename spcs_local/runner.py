@@ -60,10 +60,11 @@ def spec_env(env: dict[str, Any] | None) -> dict[str, str]:
 
 
 class ContainerProcess:
-    """A container seen as a process, for `wait_for_http`: it polls the container's state."""
+    """A container seen as a process (processes.Pollable), for `wait_for_http`."""
 
     def __init__(self, container: Container) -> None:
-        self.container, self.args, self.returncode = container, container.name, None
+        self.container, self.args = container, container.name
+        self.returncode: int | None = None
 
     def poll(self) -> int | None:
         self.container.reload()
@@ -110,7 +111,7 @@ class LocalSPCS:
         """Start the emulator; returns the env a host client needs to reach it."""
         emulator = self.start(EMULATOR_NAME, EMULATOR_IMAGE, [EMULATOR_PORT])
         port = self.host_port(emulator, EMULATOR_PORT)
-        wait_for_http(f"http://127.0.0.1:{port}/healthcheck", ContainerProcess(emulator), timeout=60)  # type: ignore[arg-type]
+        wait_for_http(f"http://127.0.0.1:{port}/healthcheck", ContainerProcess(emulator), timeout=60)
         return client_env(port)
 
     def run_service(self, name: str, spec: dict) -> None:
@@ -123,7 +124,7 @@ class LocalSPCS:
             )  # fmt: skip
             if probe:
                 url = f"http://127.0.0.1:{self.host_port(container, probe['port'])}{probe['path']}"
-                wait_for_http(url, ContainerProcess(container), timeout=60)  # type: ignore[arg-type]
+                wait_for_http(url, ContainerProcess(container), timeout=60)
         print(f"Service {name.upper()} is READY (DNS name {dns_name(name)}).", flush=True)
 
     def run_job(self, name: str, spec: dict) -> bool:

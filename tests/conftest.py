@@ -56,6 +56,11 @@ def snowpark_session(env: dict[str, str]) -> Session:
     return Session.builder.configs(connection_params(env)).create()
 
 
+def without_snowflake_env() -> dict[str, str]:
+    """This process's environment with no SNOWFLAKE_* variable, so a test's own connection is the only one."""
+    return {name: value for name, value in os.environ.items() if not name.startswith("SNOWFLAKE_")}
+
+
 def live_snowflake_env() -> dict[str, str]:
     """The SNOWFLAKE_* env of a real account, or a skip that says how to configure one."""
     env = {name: value for name, value in os.environ.items() if name.startswith("SNOWFLAKE_")}

@@ -9,7 +9,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from .conftest import ROOT, live_snowflake_env
+from .conftest import ROOT, live_snowflake_env, without_snowflake_env
 
 RECORDER = ROOT / "tests" / "standins" / "recorder.py"
 REGISTRY = "myorg-myaccount.registry.snowflakecomputing.com/tutorial_db/data_schema/tutorial_repository"
@@ -26,8 +26,7 @@ def make(tmp_path: Path, *targets: str, **env: str) -> tuple[subprocess.Complete
             (bin_dir / tool).symlink_to(RECORDER)
     log = tmp_path / "calls.jsonl"
     log.unlink(missing_ok=True)
-    clean = {name: value for name, value in os.environ.items() if not name.startswith("SNOWFLAKE_")}
-    run_env = {**clean, "PATH": f"{bin_dir}:{os.environ['PATH']}", "STANDIN_LOG": str(log), **env}
+    run_env = {**without_snowflake_env(), "PATH": f"{bin_dir}:{os.environ['PATH']}", "STANDIN_LOG": str(log), **env}
     result = subprocess.run(
         ["make", "-s", *targets, "CONNECTION=tutorial", f"LOCAL_DIR={tmp_path}"],
         cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=120,

@@ -11,7 +11,7 @@ import pytest
 from spcs_local.emulator import OAUTH_TOKEN, client_env
 from spcs_local.processes import free_port
 
-from .conftest import ROOT, snowpark_session, start_emulator
+from .conftest import ROOT, snowpark_session, start_emulator, without_snowflake_env
 
 JOB = ROOT / "tutorial-2-job" / "main.py"
 TUTORIAL_QUERY = "select current_time() as time,'hello'"
@@ -24,9 +24,12 @@ SLOW_QUERY = (
 
 def run_job(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     """`python3 main.py --query=... --result_table=...` with only the given SNOWFLAKE_* env vars."""
-    clean = {name: value for name, value in os.environ.items() if not name.startswith("SNOWFLAKE_")}
     return subprocess.run(
-        [sys.executable, str(JOB), *args], env={**clean, **env}, capture_output=True, text=True, timeout=timeout
+        [sys.executable, str(JOB), *args],
+        env={**without_snowflake_env(), **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -160,9 +163,12 @@ def test_inside_spcs_the_token_file_selects_oauth_and_stays_secret(emulator_env:
         "sys.argv = ['main.py'] + sys.argv[3:]; sys.exit(main.main())"
     )
     args = [str(JOB.parent), str(token_file), f"--query={TUTORIAL_QUERY}", f"--result_table={table}"]
-    clean = {name: value for name, value in os.environ.items() if not name.startswith("SNOWFLAKE_")}
     job = subprocess.run(
-        [sys.executable, "-c", code, *args], env={**clean, **spcs_env}, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", code, *args],
+        env={**without_snowflake_env(), **spcs_env},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
     assert job.returncode == 0, job.stdout + job.stderr
