@@ -6,10 +6,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 APP_REQUIREMENTS := echo-service/requirements.txt tutorial-2-job/requirements.txt \
 	tutorial-3-service-to-service/requirements.txt
-# Local state: the emulator's tables under $(LOCAL_DIR)/snowflake, the demo's logs; `make reset-local` empties it.
+# Local state: the emulator's tables under $(LOCAL_DIR)/snowflake, the local SPCS's catalog, images and logs,
+# the demo's logs; `make reset-local` empties it.
 LOCAL_DIR ?= .local
-DATA_DIR := $(LOCAL_DIR)/snowflake
 EMULATOR_PORT ?= 8765
+REGISTRY_PORT ?= 5000
 
 # Deploying to your account: every name can be set on the command line or in local.mk (git-ignored;
 # see local.mk.example). The defaults are the tutorials' names.
@@ -32,7 +33,7 @@ SNOW ?= $(shell command -v snow 2>/dev/null || echo $(CURDIR)/$(SNOW_VENV)/bin/s
 SNOWFLAKE_CLI_VERSION := 3.30.0
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test lint lint-spec images docker-demo bench run-echo local-snowflake run-job run-caller reset-local
+.PHONY: help venv demo test lint lint-spec bench run-echo run-job run-caller local-up local-down reset-local
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -53,8 +54,7 @@ test: venv ## Run every test
 
 SPECS := echo-service/echo_spec.yaml tutorial-2-job/my_job_spec.yaml \
 	tutorial-3-service-to-service/service_to_service_spec.yaml
-DOCKERFILES := echo-service/Dockerfile tutorial-2-job/Dockerfile tutorial-3-service-to-service/Dockerfile \
-	spcs_local/Dockerfile
+DOCKERFILES := echo-service/Dockerfile tutorial-2-job/Dockerfile tutorial-3-service-to-service/Dockerfile
 
 lint: venv ## Lint every spec, every Dockerfile (hadolint) and the code (ruff)
 	$(PY) -m spcs_local.lint $(SPECS)
@@ -73,38 +73,42 @@ bench: venv ## Benchmark our code against its baselines (not a test; prints medi
 run-echo: venv ## Run Tutorial 1's Echo service on port 8000 as Bob (the tutorial's local command)
 	SERVER_PORT=8000 CHARACTER_NAME=Bob $(PY) echo-service/echo_service.py
 
-local-snowflake: venv ## Run the embedded Snowflake emulator in the foreground; prints the env a client needs
-	$(PY) -m spcs_local.emulator --port $(EMULATOR_PORT) --data-dir $(DATA_DIR)
-
-run-job: venv ## Run Tutorial 2's job with the tutorial's query (export the local-snowflake lines first)
+run-job: venv ## Run Tutorial 2's job with the tutorial's query (export what `make local-up` prints first)
 	$(PY) tutorial-2-job/main.py --query="select current_time() as time,'hello'" --result_table=results
 
 run-caller: venv ## Run Tutorial 3's caller against the Echo service on port 8000 (make run-echo first)
 	SERVICE_URL=http://localhost:8000/echo $(PY) tutorial-3-service-to-service/service_to_service.py
 
-reset-local: ## Delete the emulator's tables and the demo's logs (.local/, or LOCAL_DIR)
+local-up: venv docker-registry ## Start the local SPCS in the background: the emulator and an image registry
+	@$(PY) -m spcs_local.local up --local-dir $(LOCAL_DIR) --port $(EMULATOR_PORT) --registry-port $(REGISTRY_PORT)
+
+local-down: venv ## Stop the local SPCS, its services and jobs (the data stays in .local/)
+	@$(PY) -m spcs_local.local down --local-dir $(LOCAL_DIR)
+
+# The local SPCS keeps images in Debian's docker-registry: installed when missing, as bench does for wrk.
+.PHONY: docker-registry
+docker-registry:
+	@command -v docker-registry >/dev/null || { \
+		command -v apt-get >/dev/null || { echo "Install the Distribution registry as docker-registry on PATH" \
+			"(Debian and Ubuntu: apt-get install docker-registry)."; exit 1; }; \
+		echo "Installing Debian's docker-registry"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null; }
+
+reset-local: ## Stop the local SPCS and delete .local/ (or LOCAL_DIR): tables, catalog, images, logs
+	@if [ -x $(PY) ] && [ -d $(LOCAL_DIR)/run ]; then $(PY) -m spcs_local.local down --local-dir $(LOCAL_DIR); fi
 	rm -rf $(LOCAL_DIR)
 
 DOCKER ?= docker
-DEPLOY = $(PY) -m spcs_local.deploy --snow=$(SNOW) --docker=$(DOCKER) --connection=$(CONNECTION) \
+# CONNECTION=local is the local SPCS: snow reads its connection from .local, never from ~/.snowflake,
+# and probes no cloud platform; any deploy target starts the local SPCS first when it is not running.
+ifeq ($(CONNECTION),local)
+SNOW_ENV := SNOWFLAKE_HOME=$(abspath $(LOCAL_DIR))/snowflake-home SNOWFLAKE_DISABLE_PLATFORM_DETECTION=true
+LOCAL_SPCS := local-up
+endif
+DEPLOY = $(SNOW_ENV) $(PY) -m spcs_local.deploy --snow=$(SNOW) --docker=$(DOCKER) --connection=$(CONNECTION) \
 	--role=$(ROLE) --database=$(DATABASE) --schema=$(SCHEMA) --warehouse=$(WAREHOUSE) \
 	--compute-pool=$(COMPUTE_POOL) --repository=$(REPOSITORY) --stage=$(STAGE) \
 	--echo-image=$(ECHO_IMAGE) --job-image=$(JOB_IMAGE) --caller-image=$(CALLER_IMAGE) --confirm=$(CONFIRM) --local-dir=$(LOCAL_DIR)
-# Without buildx (as with Debian's docker client), build with the classic builder.
-BUILD = $(shell $(DOCKER) buildx version >/dev/null 2>&1 || echo DOCKER_BUILDKIT=0) $(DOCKER) build --platform linux/amd64
-# The local images, named as the specs name them (the image path's last part).
-images: ## Build the three apps' images (linux/amd64) and the emulator's, tagged as the specs name them
-	$(BUILD) -t my_echo_service_image:latest echo-service
-	$(BUILD) -t my_job_image:latest tutorial-2-job
-	$(BUILD) -t service_to_service:latest tutorial-3-service-to-service
-	$(BUILD) -t spcs-local-emulator:latest spcs_local
-
-docker-demo: venv images ## Run the tutorials' flow in containers, from their spec files, as SPCS would
-	$(PY) -m spcs_local.runner \
-		service echo_service echo-service/echo_spec.yaml \
-		job tutorial_3_job_service tutorial-3-service-to-service/service_to_service_spec.yaml \
-		job tutorial_2_job_service tutorial-2-job/my_job_spec.yaml
-
 snow-cli: ## Install the Snowflake CLI in its own environment (.snow-venv): its pins clash with the apps' Snowpark
 	@test -x "$(SNOW)" || { $(PYTHON) -m venv $(SNOW_VENV) && \
 		$(SNOW_VENV)/bin/pip install --quiet --disable-pip-version-check snowflake-cli==$(SNOWFLAKE_CLI_VERSION); }
@@ -112,18 +116,19 @@ snow-cli: ## Install the Snowflake CLI in its own environment (.snow-venv): its 
 DEPLOY_TARGETS := setup build push deploy deploy-echo deploy-tutorial-2 deploy-tutorial-3 \
 	status logs results echo-query endpoints teardown
 .PHONY: snow-cli $(DEPLOY_TARGETS)
-setup: ## Your account: the tutorials' Common Setup (role, database, warehouse, pool, repository, stage)
-build: ## Your account: build the three images for linux/amd64, tagged with your repository's URL
-push: ## Your account: log docker in to your image registry and push the three images
-deploy: ## Your account: upload the specs, start the Echo service and function, run both jobs
-deploy-echo: ## Your account: Tutorial 1 only: the Echo service and my_echo_udf, waiting until READY
-deploy-tutorial-2: ## Your account: Tutorial 2 only: EXECUTE JOB SERVICE, its status and logs
-deploy-tutorial-3: ## Your account: Tutorial 3 only: EXECUTE JOB SERVICE, its status and logs
-status: ## Your account: SHOW SERVICES in the tutorial schema
-logs: ## Your account: the Echo service's and both jobs' logs
-results: ## Your account: SELECT * FROM results
-echo-query: ## Your account: the tutorial's my_echo_udf queries
-endpoints: ## Your account: the Echo service's /ui URL
-teardown: ## Your account: drop the jobs, service and function, stop the pool (CONFIRM=yes: drop pool, repo, stage)
-$(DEPLOY_TARGETS): venv snow-cli
+# Each runs against the account CONNECTION names, or the local SPCS with CONNECTION=local.
+setup: ## Deploy: the tutorials' Common Setup (role, database, warehouse, pool, repository, stage)
+build: ## Deploy: build the three images for linux/amd64, tagged with the repository's URL
+push: ## Deploy: log docker in to the image registry and push the three images
+deploy: ## Deploy: upload the specs, start the Echo service and function, run both jobs
+deploy-echo: ## Deploy: Tutorial 1 only: the Echo service and my_echo_udf, waiting until READY
+deploy-tutorial-2: ## Deploy: Tutorial 2 only: EXECUTE JOB SERVICE, its status and logs
+deploy-tutorial-3: ## Deploy: Tutorial 3 only: EXECUTE JOB SERVICE, its status and logs
+status: ## Deploy: SHOW SERVICES in the tutorial schema
+logs: ## Deploy: the Echo service's and both jobs' logs
+results: ## Deploy: SELECT * FROM results
+echo-query: ## Deploy: the tutorial's my_echo_udf queries
+endpoints: ## Deploy: the Echo service's /ui URL
+teardown: ## Deploy: drop the jobs, service and function, stop the pool (CONFIRM=yes: drop pool, repo, stage)
+$(DEPLOY_TARGETS): venv snow-cli $(LOCAL_SPCS)
 	@$(DEPLOY) $@

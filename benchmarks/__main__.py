@@ -1,6 +1,7 @@
 """`make bench`: every benchmark, each printing medians and ratios against its baseline."""
 
-from benchmarks import bench_echo, bench_job
+from benchmarks import bench_echo, bench_job, bench_local_spcs
 
 bench_echo.main()
 bench_job.main()
+bench_local_spcs.main()

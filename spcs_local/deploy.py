@@ -82,9 +82,11 @@ class Deploy:
             flags += ["--role", c.role, "--warehouse", c.warehouse, "--database", c.database, "--schema", c.schema]
         return flags
 
-    def run(self, step: str, args: list[str], capture: bool = False) -> str:
+    def run(self, step: str, args: list[str], capture: bool = False, env: dict[str, str] | None = None) -> str:
         print(f"--> {step}", flush=True)
-        result = subprocess.run(args, text=True, stdout=subprocess.PIPE if capture else None, check=False)
+        result = subprocess.run(
+            args, text=True, stdout=subprocess.PIPE if capture else None, check=False, env={**os.environ, **(env or {})}
+        )
         if result.returncode != 0:
             raise StepFailed(step, result.returncode)
         return result.stdout or ""
@@ -92,14 +94,15 @@ class Deploy:
     def snow(self, step: str, *args: str, capture: bool = False, with_context: bool = True) -> str:
         return self.run(step, [self.config.snow, *args, *self.connection_flags(with_context)], capture)
 
-    def sql(self, statement: str, capture: bool = False) -> str:
+    def sql(self, statement: str, capture: bool = False, step: str | None = None) -> str:
         args = ["sql", "-q", statement] + (["--format", "JSON"] if capture else [])
-        return self.snow(statement.split("\n")[0], *args, capture=capture)
+        return self.snow(step or statement, *args, capture=capture)
 
     # --- checks -----------------------------------------------------------------------------
 
     def check_connection(self) -> None:
-        if os.getenv("SNOWFLAKE_ACCOUNT") and not self.config.connection:
+        # The local connection is written by `make local-up`, which every target runs first.
+        if self.config.connection == "local" or (os.getenv("SNOWFLAKE_ACCOUNT") and not self.config.connection):
             return
         listed = subprocess.run(
             [self.config.snow, "connection", "list", "--format", "JSON"], text=True, capture_output=True, check=False
@@ -146,11 +149,14 @@ class Deploy:
     def build(self) -> None:
         self.check_docker()
         url = self.repository_url()
+        # Without buildx (as with Debian's docker client), build with the classic builder.
+        has_buildx = subprocess.run([self.config.docker, "buildx", "version"], capture_output=True).returncode == 0
         for app in self.config.apps.values():
             tag = f"{url}/{app.image}"
             self.run(
                 f"build {tag}",
                 [self.config.docker, "build", "--platform", "linux/amd64", "-t", tag, str(ROOT / app.folder)],
+                env=None if has_buildx else {"DOCKER_BUILDKIT": "0"},
             )
 
     def push(self) -> None:
@@ -160,55 +166,72 @@ class Deploy:
         for app in self.config.apps.values():
             self.run(f"push {url}/{app.image}", [self.config.docker, "push", f"{url}/{app.image}"])
 
-    def upload_spec(self, app: App) -> None:
-        """Upload the app's spec, its image path set to this account's repository."""
+    def upload_specs(self, *keys: str) -> None:
+        """Upload the apps' specs in one `snow stage copy`, their image paths set to this repository."""
         c = self.config
-        spec = yaml.safe_load((ROOT / app.folder / app.spec).read_text())
-        for container in spec["spec"]["containers"]:
-            container["image"] = f"/{c.database}/{c.schema}/{c.repository}/{app.image}"
-        rendered = Path(c.local_dir or ".local", "deploy", app.spec)
-        rendered.parent.mkdir(parents=True, exist_ok=True)
-        rendered.write_text(yaml.safe_dump(spec, sort_keys=False))
-        self.snow(f"upload {app.spec}", "stage", "copy", str(rendered), f"@{c.stage}", "--overwrite")
+        rendered = Path(c.local_dir or ".local", "deploy")
+        shutil.rmtree(rendered, ignore_errors=True)
+        rendered.mkdir(parents=True)
+        for key in keys:
+            app = c.apps[key]
+            spec = yaml.safe_load((ROOT / app.folder / app.spec).read_text())
+            for container in spec["spec"]["containers"]:
+                container["image"] = f"/{c.database}/{c.schema}/{c.repository}/{app.image}"
+            (rendered / app.spec).write_text(yaml.safe_dump(spec, sort_keys=False))
+        names = ", ".join(c.apps[key].spec for key in keys)
+        self.snow(f"upload {names}", "stage", "copy", str(rendered / "*.yaml"), f"@{c.stage}", "--overwrite")
 
-    def deploy_echo(self) -> None:
+    def start_echo(self) -> None:
+        """Tutorial 1: the service, once READY, and its function, in one `snow sql`."""
         c = self.config
-        self.upload_spec(c.apps["echo"])
-        self.sql("DROP SERVICE IF EXISTS echo_service")
         self.sql(
+            "DROP SERVICE IF EXISTS echo_service;\n"
             f"CREATE SERVICE echo_service IN COMPUTE POOL {c.compute_pool} FROM @{c.stage} "
-            "SPECIFICATION_FILE='echo_spec.yaml' MIN_INSTANCES=1 MAX_INSTANCES=1"
-        )
-        self.sql("SELECT SYSTEM$WAIT_FOR_SERVICES(600, 'echo_service')")
-        self.sql(
+            "SPECIFICATION_FILE='echo_spec.yaml' MIN_INSTANCES=1 MAX_INSTANCES=1;\n"
+            "SELECT SYSTEM$WAIT_FOR_SERVICES(600, 'echo_service');\n"
             "CREATE OR REPLACE FUNCTION my_echo_udf (InputText varchar) RETURNS varchar "
-            "SERVICE=echo_service ENDPOINT=echoendpoint AS '/echo'"
+            "SERVICE=echo_service ENDPOINT=echoendpoint AS '/echo'",
+            step="CREATE SERVICE echo_service, wait until READY, CREATE FUNCTION my_echo_udf",
         )
         print("Service ECHO_SERVICE is READY, with the function my_echo_udf.")
 
-    def deploy_job(self, key: str) -> None:
+    def run_job(self, key: str) -> None:
         """EXECUTE JOB SERVICE from the staged spec; print its status and logs; fail when it FAILED."""
-        c, job = self.config, JOBS[key]
-        app = c.apps[key]
-        self.upload_spec(app)
-        self.sql(f"DROP SERVICE IF EXISTS {job}")
+        c, job, app = self.config, JOBS[key], self.config.apps[key]
         statement = (
-            f"EXECUTE JOB SERVICE IN COMPUTE POOL {c.compute_pool} NAME={job} FROM @{c.stage} "
-            f"SPECIFICATION_FILE='{app.spec}'"
+            f"DROP SERVICE IF EXISTS {job};\nEXECUTE JOB SERVICE IN COMPUTE POOL {c.compute_pool} NAME={job} "
+            f"FROM @{c.stage} SPECIFICATION_FILE='{app.spec}'"
         )
         with contextlib.suppress(StepFailed):  # a FAILED job fails the statement: its status and logs say why
-            self.sql(statement)
-        rows = json.loads(self.sql(f"SHOW SERVICE CONTAINERS IN SERVICE {job}", capture=True) or "[]")
+            self.sql(statement, step=f"EXECUTE JOB SERVICE {job} (SPECIFICATION_FILE='{app.spec}')")
+        spec = yaml.safe_load((ROOT / app.folder / app.spec).read_text())
+        logs = "".join(
+            f";\nSELECT SYSTEM$GET_SERVICE_LOGS('{job}', 0, '{container['name']}')"
+            for container in spec["spec"]["containers"]
+        )
+        query = f"SHOW SERVICE CONTAINERS IN SERVICE {job}{logs}"
+        results = json.loads(self.sql(query, capture=True, step=f"status and logs of {job}") or "[]")
+        rows = results[0] if results else []
         status = rows[0].get("status", "UNKNOWN") if rows else "UNKNOWN"
         print(f"Job {job}: {status}", flush=True)
-        self.snow(f"logs of {job}", "spcs", "service", "logs", job, "--container-name", "main", "--instance-id", "0")
+        for result in results[1:]:
+            print(next(iter(result[0].values())) if result else "", flush=True)
         if status != "DONE":
             raise StepFailed(f"job {job} ended {status}", 1)
 
+    def deploy_echo(self) -> None:
+        self.upload_specs("echo")
+        self.start_echo()
+
+    def deploy_job(self, key: str) -> None:
+        self.upload_specs(key)
+        self.run_job(key)
+
     def deploy(self) -> None:
-        self.deploy_echo()
-        self.deploy_job("tutorial-2")
-        self.deploy_job("tutorial-3")
+        self.upload_specs("echo", "tutorial-2", "tutorial-3")
+        self.start_echo()
+        self.run_job("tutorial-2")
+        self.run_job("tutorial-3")
 
     def status(self) -> None:
         self.sql(f"SHOW SERVICES IN SCHEMA {self.config.database}.{self.config.schema}")
@@ -253,8 +276,11 @@ class Deploy:
             capture=True,
         )
         for endpoint in json.loads(out or "[]"):
-            url = endpoint.get("ingress_url", "")
-            print(f"{endpoint.get('name')}: https://{url}/ui" if "." in url else f"{endpoint.get('name')}: {url}")
+            url = endpoint.get("ingress_url") or ""
+            # The local SPCS publishes on 127.0.0.1 over plain HTTP; an account's ingress is HTTPS.
+            scheme = "http" if url.startswith("127.0.0.1:") else "https"
+            ready = "." in url and " " not in url  # else a message such as "provisioning in progress"
+            print(f"{endpoint.get('name')}: {scheme}://{url}/ui" if ready else f"{endpoint.get('name')}: {url}")
 
     def teardown(self) -> None:
         c = self.config

@@ -79,7 +79,6 @@ IMAGES = {
     "echo-service": "my_echo_service_image:latest",
     "tutorial-2-job": "my_job_image:latest",
     "tutorial-3-service-to-service": "service_to_service:latest",
-    "spcs_local": "spcs-local-emulator:latest",
 }
 BASE_IMAGE = "python:3.11-slim-bookworm"
 CONTAINER_REPORT: list[str] = []

@@ -2,8 +2,10 @@
 """A recording stand-in for `snow` and `docker` (linked under those names): it logs its argv and stdin
 as a JSON line to $STANDIN_LOG and answers with canned output, as a real account would.
 
-$STANDIN_FAILED_JOB names a job that ends FAILED; $STANDIN_NO_CONNECTION=1 lists no connection;
-$STANDIN_FAIL_ON makes any call whose argv contains that text exit 3.
+It stands in only for what can't run here: an account's registry host and ingress, its connections.
+(The whole deploy path runs for real against the local SPCS: tests/test_local_spcs.py.)
+$STANDIN_NO_CONNECTION=1 lists no connection; $STANDIN_FAIL_ON makes any call whose argv contains that
+text exit 3.
 """
 
 import json
@@ -15,9 +17,7 @@ stdin = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
 with open(os.environ["STANDIN_LOG"], "a") as log:
     log.write(json.dumps({"argv": [tool, *args], "stdin": stdin}) + "\n")
 
-command = " ".join(args)
-failed_job = os.getenv("STANDIN_FAILED_JOB", "")
-if os.getenv("STANDIN_FAIL_ON") and os.environ["STANDIN_FAIL_ON"] in command:
+if os.getenv("STANDIN_FAIL_ON") and os.environ["STANDIN_FAIL_ON"] in " ".join(args):
     print(f"{tool}: simulated failure", file=sys.stderr)
     sys.exit(3)
 if tool == "docker":
@@ -30,20 +30,3 @@ elif args[:2] == ["spcs", "image-registry"]:
     print("Login Succeeded")
 elif args[:3] == ["spcs", "service", "list-endpoints"]:
     print('[{"name": "echoendpoint", "port": 8000, "ingress_url": "abcd-myorg-myaccount.snowflakecomputing.app"}]')
-elif args[:3] == ["spcs", "service", "logs"]:
-    if args[3] == "tutorial_3_job_service":
-        print("service-to-service [...] [INFO] Received response from http://echo-service:8000/echo: Bob said Hello")
-    elif args[3] == failed_job:
-        print("job-tutorial - ERROR - Job failed: SQL compilation error")
-    else:
-        print("job-tutorial - INFO - Job finished")
-elif args[:2] == ["sql", "-q"] and args[2].startswith("EXECUTE JOB SERVICE"):
-    name = args[2].split("NAME=")[1].split()[0]
-    if name == failed_job:
-        print(f"Job {name.upper()} failed with status: FAILED.", file=sys.stderr)
-        sys.exit(1)
-    print(f"Job {name.upper()} completed successfully with status: DONE.")
-elif args[:2] == ["sql", "-q"] and args[2].startswith("SHOW SERVICE CONTAINERS IN SERVICE"):
-    name = args[2].split()[-1]
-    status, code = ("FAILED", 1) if name == failed_job else ("DONE", 0)
-    print(json.dumps([{"service_name": name.upper(), "status": status, "last_exit_code": code}]))

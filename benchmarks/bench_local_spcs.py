@@ -1,0 +1,99 @@
+"""`make bench`, local SPCS part: `make deploy CONNECTION=local` warm, and Tutorial 2's job from
+EXECUTE JOB SERVICE to DONE beside the same container started with a plain `docker run` (baseline).
+
+The images are built and pushed first (not timed). Goals: deploy <= 30 s, job <= 5 s.
+"""
+
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import docker
+import docker.errors
+import snowflake.connector
+
+from spcs_local.emulator import client_env, connection_params
+from spcs_local.processes import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+ROUNDS = int(os.getenv("BENCH_ROUNDS", "3"))
+JOB_ARGS = ["--query=select current_time() as time,'hello'", "--result_table=results"]
+
+
+def make(*targets: str, variables: list[str]) -> float:
+    env = {name: value for name, value in os.environ.items() if not name.startswith("SNOWFLAKE_")}
+    start = time.perf_counter()
+    done = subprocess.run(["make", "-s", *targets, "CONNECTION=local", *variables], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=1800)  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"make {' '.join(targets)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return time.perf_counter() - start
+
+
+def execute_job(port: int, name: str) -> float:
+    """EXECUTE JOB SERVICE of Tutorial 2's staged spec, until it answers DONE."""
+    with snowflake.connector.connect(**connection_params(client_env(port))) as connection:
+        start = time.perf_counter()
+        connection.cursor().execute(
+            f"EXECUTE JOB SERVICE IN COMPUTE POOL tutorial_compute_pool NAME={name} "
+            "FROM @tutorial_stage SPECIFICATION_FILE='my_job_spec.yaml'"
+        )
+        seconds = time.perf_counter() - start
+        connection.cursor().execute(f"DROP SERVICE {name}")
+    return seconds
+
+
+def docker_run_job(client: docker.DockerClient, image: str, port: int, token_file: Path) -> float:
+    """The same job container, started by hand: what the job itself costs, without the local SPCS."""
+    env = {**client_env(port, host="host.docker.internal"), "SNOWFLAKE_WAREHOUSE": "tutorial_warehouse"}
+    env = {k: v for k, v in env.items() if k not in ("SNOWFLAKE_USER", "SNOWFLAKE_PASSWORD", "SNOWFLAKE_ROLE")}
+    start = time.perf_counter()
+    container = client.containers.run(
+        image, JOB_ARGS, environment=env, extra_hosts={"host.docker.internal": "host-gateway"},
+        volumes={str(token_file): {"bind": "/snowflake/session/token", "mode": "ro"}}, detach=True,
+    )  # fmt: skip
+    try:
+        code = container.wait()["StatusCode"]
+    finally:
+        container.remove(force=True)
+    if code != 0:
+        raise RuntimeError("the job container failed")
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException:
+        print("\nlocal SPCS: skipped, no Docker engine is reachable (`.ci/docker-engine start` starts one)")
+        return
+    directory = Path(tempfile.mkdtemp(prefix="bench-local-spcs-"))
+    port = free_port()
+    variables = [f"LOCAL_DIR={directory}", f"EMULATOR_PORT={port}", f"REGISTRY_PORT={free_port()}"]
+    try:
+        make("local-up", "setup", "build", "push", "deploy", variables=variables)  # warm up: not timed
+        deploys = [make("deploy", variables=variables) for _ in range(ROUNDS)]
+        token_file = directory / "snowflake" / "spcs" / "token"  # what the local SPCS mounts in its containers
+        image = next(tag for i in client.images.list() for tag in i.tags if tag.endswith("/my_job_image:latest"))
+        jobs, runs = [], []
+        for n in range(ROUNDS):  # taking turns
+            jobs.append(execute_job(port, f"bench_job_{n}"))
+            runs.append(docker_run_job(client, image, port, token_file))
+    finally:
+        make("local-down", variables=variables)
+        shutil.rmtree(directory, ignore_errors=True)
+    deploy, job, run = statistics.median(deploys), statistics.median(jobs), statistics.median(runs)
+    print(f"\nLocal SPCS, {ROUNDS} rounds, medians")
+    print(f"  make deploy CONNECTION=local (warm)        {deploy:6.1f} s   (goal <= 30 s)")
+    print(f"  EXECUTE JOB SERVICE (Tutorial 2) to DONE   {job:6.1f} s   (goal <= 5 s)")
+    print(f"  the same container with docker run         {run:6.1f} s   (baseline)")
+    print(f"  EXECUTE JOB SERVICE / docker run           {job / run:6.2f}x")
+
+
+if __name__ == "__main__":
+    main()

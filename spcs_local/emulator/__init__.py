@@ -1,0 +1,39 @@
+"""The embedded Snowflake emulator, grown into a small local SPCS.
+
+One module a job, dependencies running one way:
+
+- `front`: the Snowflake protocol (login, queries, asynchronous results, tokens);
+- `statements`: SPCS SQL turned into calls on the catalog (no Docker here);
+- `catalog`: compute pools, image repositories, services and functions, persisted (no SQL here);
+- `docker_backend`: runs the catalog's workloads on Docker (no SQL, no catalog);
+- `registry`: the image registry process and what it holds;
+- `fakesnow_fixes`: everything that adapts fakesnow, which runs the rest of the SQL.
+
+This module holds only what clients need to reach it: its names and their environment.
+"""
+
+# The tutorials' names, as the emulator's defaults.
+ACCOUNT, USER, PASSWORD = "tutorial", "tutorial_user", "tutorial_password"
+OAUTH_TOKEN = "local-spcs-session-token"
+DATABASE, SCHEMA, WAREHOUSE, ROLE = "TUTORIAL_DB", "DATA_SCHEMA", "TUTORIAL_WAREHOUSE", "TEST_ROLE"
+
+
+def client_env(port: int, host: str = "127.0.0.1") -> dict[str, str]:
+    """The environment a client (the Tutorial 2 job, `snow`, a notebook) needs to reach the emulator."""
+    return {
+        "SNOWFLAKE_ACCOUNT": ACCOUNT,
+        "SNOWFLAKE_USER": USER,
+        "SNOWFLAKE_PASSWORD": PASSWORD,
+        "SNOWFLAKE_HOST": host,
+        "SNOWFLAKE_PORT": str(port),
+        "SNOWFLAKE_PROTOCOL": "http",
+        "SNOWFLAKE_DATABASE": DATABASE,
+        "SNOWFLAKE_SCHEMA": SCHEMA,
+        "SNOWFLAKE_WAREHOUSE": WAREHOUSE,
+        "SNOWFLAKE_ROLE": ROLE,
+    }
+
+
+def connection_params(env: dict[str, str]) -> dict[str, str]:
+    """SNOWFLAKE_* env vars as connector (and Snowpark) parameters: SNOWFLAKE_HOST -> host."""
+    return {name.removeprefix("SNOWFLAKE_").lower(): value for name, value in env.items()}

@@ -1,0 +1,32 @@
+"""`python -m spcs_local.emulator`: the emulator in the foreground (`make local-snowflake`).
+
+It prints the client environment as `export` lines and serves until SIGINT or SIGTERM. Data
+persists under --data-dir. `make local-up` runs the same in the background, with --registry.
+"""
+
+import argparse
+import shlex
+from pathlib import Path
+
+from spcs_local.emulator import client_env
+from spcs_local.emulator.server import serve
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the embedded Snowflake emulator.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765)")
+    parser.add_argument("--data-dir", type=Path, default=Path(".local/snowflake"), help="where tables persist")
+    parser.add_argument("--registry", help="host:port of the image registry: run SPCS services on Docker")
+    parser.add_argument("--poll-seconds", type=float, default=20.0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    print("# The embedded Snowflake emulator. In another terminal, run these lines, then the job:")
+    for name, value in client_env(args.port).items():
+        print(f"export {name}={shlex.quote(value)}")
+    print(flush=True)
+    serve(args.host, args.port, args.data_dir, args.registry, args.poll_seconds)
+
+
+if __name__ == "__main__":
+    main()

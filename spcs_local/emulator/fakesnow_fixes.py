@@ -1,0 +1,100 @@
+"""Everything that adapts fakesnow (DuckDB and sqlglot underneath), which runs the SQL the local SPCS
+doesn't answer itself. The fixes, for what the tutorials and Snowpark send:
+
+- one shared instance that keeps each database as a file under the data dir, and its global
+  catalog (stages, column lengths) too: fakesnow keeps that in memory, lost on restart;
+- staged files kept under the data dir too (fakesnow keeps them in a temp folder, lost on restart);
+- Snowpark's `CREATE TABLE t If NOT EXISTS (...)` sent as `CREATE TABLE IF NOT EXISTS t (...)`;
+- `PUT file:///dir/*.yaml` (`snow stage copy` with a glob) quoted, so that `/*` is no comment;
+- `current_warehouse()` and `current_role()` answered with the session's own values;
+- a column named like the tutorial's unaliased literal (`'hello'`) no longer breaks fakesnow's catalog;
+- Snowpark's `system$cancel_all_queries` on close, answered without fakesnow (its session is busy).
+"""
+
+import contextlib
+import re
+import shutil
+import warnings
+from pathlib import Path
+from typing import Any
+
+from spcs_local.emulator.catalog import ObjectName
+from spcs_local.emulator.results import SnowflakeError
+
+CANCEL_ALL_QUERIES = re.compile(r"^\s*select\s+system\$cancel_all_queries\b", re.I)
+CREATE_IF_NOT_EXISTS = re.compile(r"^(\s*CREATE\s+(?:\w+\s+)*?TABLE)\s+(.+?)\s+IF\s+NOT\s+EXISTS\s*\(", re.I | re.S)
+CONTEXT_FUNCTION = re.compile(r"\bcurrent_(warehouse|role)\s*\(\s*\)", re.I)
+UNQUOTED_PUT_SOURCE = re.compile(r"^(\s*put\s+)(file://\S+)", re.I)
+
+
+def install(data_dir: Path) -> Any:
+    """Set fakesnow up to keep its data under `data_dir`; returns its ASGI app."""
+    # Imported here: fakesnow makes a temp folder on import, which only the server needs.
+    import fakesnow.info_schema
+    import fakesnow.server
+    import fakesnow.transforms.show
+    import fakesnow.transforms.stage
+    from fakesnow.instance import GLOBAL_DATABASE_NAME, FakeSnow
+
+    insert_text_lengths_sql = fakesnow.info_schema.insert_text_lengths_sql
+
+    def insert_text_lengths_sql_escaped(catalog: str, schema: str, table: str, lengths: list[tuple[str, int]]) -> str:
+        return insert_text_lengths_sql(catalog, schema, table, [(n.replace("'", "''"), size) for n, size in lengths])
+
+    fakesnow.info_schema.insert_text_lengths_sql = insert_text_lengths_sql_escaped
+    data_dir.mkdir(parents=True, exist_ok=True)
+    shared = FakeSnow(db_path=data_dir)
+    shared.duck_conn.execute(f"DETACH {GLOBAL_DATABASE_NAME}")
+    shared.duck_conn.execute(f"ATTACH '{(data_dir / '_fs_global.duckdb').resolve()}' AS {GLOBAL_DATABASE_NAME}")
+    shared.duck_conn.execute(fakesnow.info_schema.fs_global_creation_sql())
+    shared.duck_conn.execute(fakesnow.transforms.show.fs_global_creation_sql())
+    fakesnow.server.shared_fs = shared
+    stages = data_dir / "stages"
+    stages.mkdir(exist_ok=True)
+    shutil.rmtree(fakesnow.transforms.stage.LOCAL_BUCKET_PATH, ignore_errors=True)
+    fakesnow.transforms.stage.LOCAL_BUCKET_PATH = str(stages.resolve())
+    warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")
+    return fakesnow.server.app
+
+
+def rewrite(sql: str, warehouse: str | None, role: str) -> str:
+    """The statement as fakesnow can run it, in this session's context."""
+    values = {"warehouse": warehouse, "role": role}
+    sql = CREATE_IF_NOT_EXISTS.sub(r"\1 IF NOT EXISTS \2 (", sql, count=1)
+    sql = UNQUOTED_PUT_SOURCE.sub(lambda m: m[1] + sql_string(m[2]), sql, count=1)
+    return CONTEXT_FUNCTION.sub(lambda m: sql_string(values[m.group(1).lower()]), sql)
+
+
+def sql_string(value: str | None) -> str:
+    return "NULL" if value is None else "'" + value.replace("'", "''") + "'"
+
+
+def current_database_and_schema(token: str) -> tuple[str | None, str | None]:
+    """The session's database and schema, which fakesnow keeps (USE DATABASE, USE SCHEMA)."""
+    import fakesnow.server
+
+    connection = fakesnow.server.sessions.get(token)
+    return (connection.database, connection.schema) if connection else (None, None)
+
+
+def end_session(token: str) -> None:
+    import fakesnow.server
+
+    with contextlib.suppress(KeyError):
+        del fakesnow.server.sessions[token]
+
+
+class StageFiles:
+    """Files PUT on a stage (`snow stage copy`), where fakesnow keeps them."""
+
+    def read(self, stage: ObjectName, path: str) -> str:
+        import fakesnow.transforms.stage
+
+        root = Path(fakesnow.transforms.stage.LOCAL_BUCKET_PATH, stage.database, stage.schema, stage.name)
+        file = (root / path.lstrip("/")).resolve()
+        if not file.is_relative_to(root.resolve()) or not file.is_file():
+            raise SnowflakeError(
+                f"Specification file '{path}' was not found on stage @{stage}: upload it first "
+                f"(PUT file://{Path(path).name} @{stage.name} AUTO_COMPRESS=FALSE, or snow stage copy)."
+            )
+        return file.read_text()

@@ -1,0 +1,82 @@
+"""What the catalog asks a backend to run, and what a backend reports back: no SQL, no Docker."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol
+
+ContainerStatus = Literal["PENDING", "READY", "DONE", "FAILED"]
+
+
+@dataclass(frozen=True)
+class Probe:
+    port: int
+    path: str
+
+
+@dataclass(frozen=True)
+class Container:
+    """One container of a spec, resolved: its image is a full registry reference."""
+
+    name: str
+    image: str
+    env: dict[str, str]
+    command: list[str] | None = None  # replaces the image's ENTRYPOINT
+    args: list[str] | None = None  # replaces the image's CMD
+    readiness: Probe | None = None
+    memory: int | None = None  # bytes
+    nano_cpus: int | None = None
+    tmpfs: dict[str, int] = field(default_factory=dict)  # mount path -> size in bytes
+    volumes: dict[str, str] = field(default_factory=dict)  # volume name -> mount path (shared in the workload)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A service or a job instance. Its containers share one network namespace, as in SPCS: one
+    set of DNS names on the schema's network, and its ports published on 127.0.0.1 so the host reaches them."""
+
+    key: str  # unique and stable: DATABASE.SCHEMA.NAME
+    network: str  # one per schema, so that services find each other by DNS name
+    hostnames: tuple[str, ...]  # the service's DNS names: echo-service, and the fully qualified one
+    job: bool
+    containers: tuple[Container, ...]
+    ports: tuple[int, ...] = ()
+    files: dict[str, str] = field(default_factory=dict)  # container path -> host file, read-only
+    extra_hosts: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    name: str
+    status: ContainerStatus
+    message: str
+    image: str
+    exit_code: int | None = None
+    digest: str | None = None
+    started: datetime | None = None
+    restarts: int = 0
+    ports: dict[int, int] = field(default_factory=dict)  # container port -> port on 127.0.0.1
+    ip: str | None = None
+
+
+class BackendError(Exception):
+    """The backend could not do what was asked; the message says why in one line."""
+
+
+class Backend(Protocol):
+    """Runs workloads. Status comes from what runs, so it is right after a restart too."""
+
+    def start(self, workload: Workload) -> None: ...
+
+    def states(self, key: str) -> list[ContainerState] | None:
+        """Each container's state; None when nothing of the workload runs here."""
+        ...
+
+    def wait(self, key: str) -> list[ContainerState]:
+        """Block until every container of a job has exited."""
+        ...
+
+    def logs(self, key: str, container: str, lines: int) -> str: ...
+
+    def remove(self, key: str) -> None: ...
+
+    def keys(self) -> set[str]: ...

@@ -1,0 +1,197 @@
+"""`make local-up` and `make local-down`: the local SPCS in the background, offline.
+
+`up` starts the image registry (Debian's docker-registry) and the emulator with the local SPCS,
+each once (it is idempotent), waits until both answer, and writes the `local` connection for
+`snow`. `down` stops both; the emulator removes every container and network it started. Pidfiles
+go to .local/run, logs to .local/logs. Tables, stages, the catalog and pushed images stay in .local
+until `make reset-local`.
+"""
+
+import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from spcs_local.emulator import ACCOUNT, DATABASE, PASSWORD, ROLE, SCHEMA, USER, WAREHOUSE, client_env, registry
+from spcs_local.emulator.docker_backend import DockerBackend
+from spcs_local.emulator.server import instance_of
+
+READY_SECONDS = 60
+STOP_SECONDS = 20
+# `snow` with the local connection: no version check on PyPI, no cloud platform probes.
+CONFIG_TOML = """[cli]
+ignore_new_version_warning = true
+"""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the local SPCS keeps its state, under LOCAL_DIR (.local)."""
+
+    root: Path
+
+    @property
+    def data(self) -> Path:
+        return self.root / "snowflake"
+
+    @property
+    def snowflake_home(self) -> Path:
+        return self.root / "snowflake-home"
+
+    def pidfile(self, name: str) -> Path:
+        return self.root / "run" / f"{name}.pid"
+
+    def log(self, name: str) -> Path:
+        return self.root / "logs" / f"{name}.log"
+
+
+def connections_toml(port: int) -> str:
+    """The `local` connection: the tutorial's names, the emulator on 127.0.0.1, nothing probed beyond it."""
+    values = {
+        "account": ACCOUNT,
+        "user": USER,
+        "password": PASSWORD,
+        "host": "127.0.0.1",
+        "port": port,
+        "protocol": "http",
+        "database": DATABASE,
+        "schema": SCHEMA,
+        "warehouse": WAREHOUSE,
+        "role": ROLE,
+        "platform_detection_timeout_seconds": 0.0,
+    }
+    lines = [
+        f"{key} = {value!r}" if not isinstance(value, str) else f'{key} = "{value}"' for key, value in values.items()
+    ]
+    return "[local]\n" + "\n".join(lines) + "\n"
+
+
+def running(pidfile: Path, marker: str) -> int | None:
+    """The PID in the pidfile, if that process still runs and is ours (PIDs get reused)."""
+    try:
+        pid = int(pidfile.read_text().split()[0])
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if marker in command else None
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as reply:
+            return reply.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def start(name: str, args: list[str], layout: Layout, ready_url: str) -> int:
+    """Start a server in its own session (so that Ctrl-C in the shell doesn't reach it) and wait for it."""
+    layout.pidfile(name).parent.mkdir(parents=True, exist_ok=True)
+    layout.log(name).parent.mkdir(parents=True, exist_ok=True)
+    with layout.log(name).open("a") as log:
+        process = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    layout.pidfile(name).write_text(f"{process.pid}\n")
+    deadline = time.monotonic() + READY_SECONDS
+    while not answers(ready_url):
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_pid(process.pid)
+            layout.pidfile(name).unlink(missing_ok=True)
+            tail = "\n".join(layout.log(name).read_text(errors="replace").splitlines()[-15:])
+            raise RuntimeError(f"the {name} did not start; the end of {layout.log(name)}:\n{tail}")
+        time.sleep(0.2)
+    return process.pid
+
+
+def stop_pid(pid: int, timeout: float = STOP_SECONDS) -> None:
+    """SIGTERM, then SIGKILL if it is still there after `timeout`."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                if os.waitpid(pid, os.WNOHANG)[0]:
+                    return
+            os.kill(pid, 0)
+            time.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
+
+
+def up(layout: Layout, port: int, registry_port: int) -> None:
+    registry_url = f"http://127.0.0.1:{registry_port}/v2/"
+    if running(layout.pidfile("registry"), "docker-registry") and answers(registry_url):
+        print(f"the image registry runs on 127.0.0.1:{registry_port}")
+    else:
+        config = layout.root / "registry" / "config.yml"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(registry.config(layout.root / "registry" / "data", registry_port))
+        pid = start("registry", registry.command(config), layout, registry_url)
+        print(f"started the image registry on 127.0.0.1:{registry_port} (pid {pid})")
+
+    emulator_url = f"http://127.0.0.1:{port}/healthcheck"
+    if running(layout.pidfile("emulator"), "spcs_local.emulator") and answers(emulator_url):
+        print(f"the Snowflake emulator with the local SPCS runs on 127.0.0.1:{port}")
+    else:
+        args = [sys.executable, "-m", "spcs_local.emulator", "--port", str(port), "--data-dir", str(layout.data),
+                "--registry", f"127.0.0.1:{registry_port}"]  # fmt: skip
+        pid = start("emulator", args, layout, emulator_url)
+        print(f"started the Snowflake emulator with the local SPCS on 127.0.0.1:{port} (pid {pid})")
+
+    home = layout.snowflake_home
+    home.mkdir(parents=True, exist_ok=True)
+    for name, text in (("connections.toml", connections_toml(port)), ("config.toml", CONFIG_TOML)):
+        file = home / name
+        file.touch(mode=0o600)
+        file.chmod(0o600)  # snow refuses a connections.toml others can read
+        file.write_text(text)
+    print(f"logs: {layout.log('emulator')} and {layout.log('registry')}")
+    print("point snow at it:")
+    print(f"  export SNOWFLAKE_HOME={home.resolve()}")
+    print('  snow sql -q "SHOW SERVICES" -c local')
+    print(
+        "or a client at it: " + " ".join(f"{k}={v}" for k, v in client_env(port).items() if k != "SNOWFLAKE_PASSWORD")
+    )
+
+
+def down(layout: Layout) -> None:
+    for name, marker in (("emulator", "spcs_local.emulator"), ("registry", "docker-registry")):
+        pid = running(layout.pidfile(name), marker)
+        if pid:
+            stop_pid(pid)
+            print(f"stopped the {name} (pid {pid})")
+        layout.pidfile(name).unlink(missing_ok=True)
+    # Containers left by an emulator that was killed (not stopped) go too.
+    backend = DockerBackend.connect(instance_of(layout.data))
+    if backend:
+        backend.close()
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description="Start or stop the local SPCS.")
+    parser.add_argument("action", choices=["up", "down"])
+    parser.add_argument("--local-dir", type=Path, default=Path(".local"))
+    parser.add_argument("--port", type=int, default=8765, help="the emulator's port")
+    parser.add_argument("--registry-port", type=int, default=5000)
+    args = parser.parse_args(argv)
+    layout = Layout(args.local_dir)
+    try:
+        if args.action == "up":
+            up(layout, args.port, args.registry_port)
+        else:
+            down(layout)
+    except (RuntimeError, FileNotFoundError, OSError) as error:
+        print(f"local SPCS: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,121 @@
+"""Stand-ins for what the local SPCS's catalog drives, so that its statements are tested without Docker."""
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from spcs_local.emulator import ACCOUNT
+from spcs_local.emulator.catalog import Catalog, Image, ObjectName, Settings
+from spcs_local.emulator.results import Result, SnowflakeError
+from spcs_local.emulator.statements import Context, Statements
+from spcs_local.emulator.workload import BackendError, ContainerState, Workload
+
+
+@dataclass
+class FakeBackend:
+    """Runs nothing; each container is READY (or DONE/FAILED with `exit_codes`) once started."""
+
+    exit_codes: dict[str, int] = field(default_factory=dict)  # container name -> a job's exit code
+    pending: bool = False  # services never get READY
+    fail_start: str | None = None
+    job_seconds: float = 0.0
+    started: list[Workload] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    running: dict[str, Workload] = field(default_factory=dict)
+
+    def start(self, workload: Workload) -> None:
+        if self.fail_start:
+            raise BackendError(self.fail_start)
+        self.started.append(workload)
+        self.running[workload.key] = workload
+
+    def states(self, key: str) -> list[ContainerState] | None:
+        workload = self.running.get(key)
+        if workload is None:
+            return None
+        states = []
+        for container in workload.containers:
+            if workload.job:
+                code = self.exit_codes.get(container.name, 0)
+                status, message = ("DONE", "Completed successfully") if code == 0 else ("FAILED", f"exit code {code}")
+                states.append(ContainerState(container.name, status, message, container.image, exit_code=code))
+            else:
+                status = "PENDING" if self.pending else "READY"
+                states.append(ContainerState(container.name, status, "Running", container.image,
+                                             ports={port: 40000 + port for port in workload.ports}))  # fmt: skip
+        return states
+
+    def wait(self, key: str) -> list[ContainerState]:
+        threading.Event().wait(self.job_seconds)
+        return self.states(key) or []
+
+    def logs(self, key: str, container: str, lines: int) -> str:
+        return "\n".join(f"{key} {container} line {n}" for n in range(3))[-10_000:]
+
+    def remove(self, key: str) -> None:
+        self.removed.append(key)
+        self.running.pop(key, None)
+
+    def keys(self) -> set[str]:
+        return set(self.running)
+
+
+@dataclass
+class FakeImages:
+    address: str = "127.0.0.1:5000"
+    pushed: set[str] = field(default_factory=set)  # path:tag
+    deleted: list[str] = field(default_factory=list)
+
+    def exists(self, path: str, tag: str) -> bool:
+        return f"{path}:{tag}" in self.pushed
+
+    def images(self, path: str) -> list[Image]:
+        found = [image.rpartition(":") for image in sorted(self.pushed) if image.startswith(f"{path}/")]
+        return [Image(name.removeprefix(f"{path}/"), tag, "sha256:" + "0" * 64, None) for name, _, tag in found]
+
+    def delete(self, path: str) -> None:
+        self.deleted.append(path)
+        self.pushed = {image for image in self.pushed if not image.startswith(f"{path}/")}
+
+
+@dataclass
+class FakeStages:
+    files: dict[tuple[str, str], str] = field(default_factory=dict)  # (stage, path) -> text
+
+    def read(self, stage: ObjectName, path: str) -> str:
+        if (str(stage), path) not in self.files:
+            raise SnowflakeError(f"Specification file '{path}' was not found on stage @{stage}.")
+        return self.files[(str(stage), path)]
+
+
+class LocalSPCS:
+    """The statement layer over a catalog on fakes: `sql("SHOW SERVICES")` as a session would run it."""
+
+    def __init__(self, path: Path, backend: FakeBackend | None = None) -> None:
+        self.path = path
+        self.backend = backend or FakeBackend()
+        self.images = FakeImages()
+        self.stages = FakeStages()
+        self.settings = Settings(ACCOUNT, "host.docker.internal", 8765, str(path / "token"), {})
+        self.catalog = Catalog(path / "catalog.json", self.backend, self.images, self.settings)
+        self.statements = Statements(self.catalog, self.stages)
+        self.context = Context("TUTORIAL_USER", "TEST_ROLE", "TUTORIAL_WAREHOUSE", "TUTORIAL_DB", "DATA_SCHEMA")
+
+    def sql(self, text: str) -> Result:
+        run = self.statements.parse(text)
+        assert run is not None, f"not a local SPCS statement: {text}"
+        return run(self.context)
+
+    def rows(self, text: str) -> list[dict]:
+        result = self.sql(text)
+        return [dict(zip([c.name for c in result.columns], row, strict=True)) for row in result.rows]
+
+    def value(self, text: str) -> object:
+        return self.sql(text).rows[0][0]
+
+    def restarted(self) -> "LocalSPCS":
+        """The same catalog file and backend, as after an emulator restart."""
+        again = LocalSPCS(self.path, self.backend)
+        again.images = self.images
+        again.catalog.image_store = self.images
+        return again

@@ -1,0 +1,155 @@
+"""The emulator's Snowflake protocol, spoken to by the real connector and by raw HTTP on loopback:
+long statements answered "in progress" and polled, a repeated request not run twice, session tokens
+for the image registry, and no HTTP 500 whatever the statement."""
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import requests
+import snowflake.connector
+import uvicorn
+
+from spcs_local.emulator import OAUTH_TOKEN, client_env, connection_params, fakesnow_fixes
+from spcs_local.emulator.front import Front
+from spcs_local.processes import free_port, wait_for_http
+
+from .conftest import ROOT
+from .fakes import FakeBackend, LocalSPCS
+
+JOB_SPEC = (ROOT / "tutorial-2-job" / "my_job_spec.yaml").read_text()
+SLOW_JOB_SECONDS = 2.0
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, LocalSPCS]]:
+    """The front on a free loopback port, over fakesnow and a catalog on fakes; jobs take 2 s and the
+    front answers "in progress" after 0.3 s, so that every job is polled for."""
+    directory = tmp_path_factory.mktemp("emulator")
+    spcs = LocalSPCS(directory / "spcs", FakeBackend(job_seconds=SLOW_JOB_SECONDS))
+    spcs.sql("CREATE COMPUTE POOL tutorial_compute_pool MIN_NODES=1 MAX_NODES=1 INSTANCE_FAMILY=CPU_X64_XS")
+    spcs.sql("CREATE IMAGE REPOSITORY tutorial_repository")
+    spcs.images.pushed.add("tutorial_db/data_schema/tutorial_repository/my_job_image:latest")
+    front = Front(fakesnow_fixes.install(directory / "snowflake"), spcs.statements, poll_seconds=0.3)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(front, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthcheck")
+        yield f"http://127.0.0.1:{port}", spcs
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def connect(base: str) -> snowflake.connector.SnowflakeConnection:
+    return snowflake.connector.connect(**connection_params(client_env(int(base.rsplit(":", 1)[1]))))
+
+
+def login(base: str) -> str:
+    """A session token, from a raw login request as the connector sends it."""
+    data = {"LOGIN_NAME": "tutorial_user", "PASSWORD": "tutorial_password", "SESSION_PARAMETERS": {}}
+    reply = requests.post(f"{base}/session/v1/login-request?databaseName=TUTORIAL_DB&schemaName=DATA_SCHEMA",
+                          json={"data": data}, timeout=10).json()  # fmt: skip
+    assert reply["success"], reply
+    return reply["data"]["token"]
+
+
+def test_a_job_longer_than_the_answer_window_is_polled_for_and_runs_once(emulator: tuple[str, LocalSPCS]) -> None:
+    base, spcs = emulator
+    started = len(spcs.backend.started)
+    sql = f"EXECUTE JOB SERVICE IN COMPUTE POOL tutorial_compute_pool NAME=polled FROM SPECIFICATION $${JOB_SPEC}$$"
+    with connect(base) as connection:
+        start = time.monotonic()
+        [[status]] = connection.cursor().execute(sql).fetchall()
+
+    assert status == "Job POLLED completed successfully with status: DONE."
+    assert time.monotonic() - start >= SLOW_JOB_SECONDS
+    assert len(spcs.backend.started) == started + 1
+
+
+def test_a_repeated_request_id_gets_the_same_query_instead_of_a_second_run(emulator: tuple[str, LocalSPCS]) -> None:
+    base, spcs = emulator
+    headers = {"Authorization": f'Snowflake Token="{login(base)}"'}
+    url = f"{base}/queries/v1/query-request?requestId={uuid.uuid4()}"
+    body = {"sqlText": f"EXECUTE JOB SERVICE IN COMPUTE POOL tutorial_compute_pool NAME=once "
+                       f"FROM SPECIFICATION $${JOB_SPEC}$$", "sequenceId": 1}  # fmt: skip
+    started = len(spcs.backend.started)
+
+    first = requests.post(url, json=body, headers=headers, timeout=10).json()
+    again = requests.post(url, json=body, headers=headers, timeout=10).json()  # as after a socket timeout
+
+    assert first["code"] == again["code"] == "333333"
+    assert first["data"]["getResultUrl"] == again["data"]["getResultUrl"]
+    deadline = time.monotonic() + 30
+    while (answer := requests.get(base + first["data"]["getResultUrl"], headers=headers, timeout=10).json())["code"]:
+        assert time.monotonic() < deadline
+    assert answer["data"]["rowset"] == [["Job ONCE completed successfully with status: DONE."]]
+    assert len(spcs.backend.started) == started + 1
+
+
+def test_the_token_request_gives_the_image_registry_a_session_token(emulator: tuple[str, LocalSPCS]) -> None:
+    base, _ = emulator
+    token = login(base)
+    headers = {"Authorization": f'Snowflake Token="{token}"'}
+
+    issued = requests.post(f"{base}/session/token-request", json={"oldSessionToken": token, "requestType": "ISSUE"},
+                           headers=headers, timeout=10).json()  # fmt: skip
+    refused = requests.post(f"{base}/session/token-request", json={"oldSessionToken": "nope", "requestType": "ISSUE"},
+                            headers=headers, timeout=10).json()  # fmt: skip
+
+    assert issued["success"] and issued["data"]["sessionToken"] == token and issued["data"]["validityInSecondsST"] > 0
+    assert not refused["success"] and refused["code"] == "390112"
+
+
+def test_logins_are_checked(emulator: tuple[str, LocalSPCS]) -> None:
+    base, _ = emulator
+    bad = {"LOGIN_NAME": "tutorial_user", "PASSWORD": "wrong", "SESSION_PARAMETERS": {}}
+
+    assert requests.post(f"{base}/session/v1/login-request", json={"data": bad}, timeout=10).json()["code"] == "390100"
+    oauth = {"AUTHENTICATOR": "OAUTH", "TOKEN": OAUTH_TOKEN, "SESSION_PARAMETERS": {}}
+    assert requests.post(f"{base}/session/v1/login-request", json={"data": oauth}, timeout=10).json()["success"]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "copy into @nowhere from (select 1)",
+        "describe warehouse w",
+        "SHOW SERVICES LIKE 'x",
+        "create task t as select 1",
+    ],
+)
+def test_no_statement_gets_an_http_500_but_a_snowflake_error_at_once(emulator: tuple[str, LocalSPCS], sql: str) -> None:
+    base, _ = emulator
+    headers = {"Authorization": f'Snowflake Token="{login(base)}"'}
+
+    reply = requests.post(f"{base}/queries/v1/query-request?requestId={uuid.uuid4()}", json={"sqlText": sql},
+                          headers=headers, timeout=10)  # fmt: skip
+
+    assert reply.status_code == 200
+    assert reply.json()["success"] is False and reply.json()["code"] and "Traceback" not in reply.text
+
+
+@pytest.mark.parametrize("path", ["/session/v1/login-request", "/queries/v1/query-request", "/session/token-request"])
+def test_bodies_that_are_not_json_get_an_error_not_a_500(emulator: tuple[str, LocalSPCS], path: str) -> None:
+    base, _ = emulator
+
+    reply = requests.post(f"{base}{path}", data=b"\x00not json", timeout=10)
+
+    assert reply.status_code == 200 and reply.json()["success"] is False and "Traceback" not in reply.text
+
+
+def test_other_sql_still_runs_on_fakesnow_in_the_sessions_context(emulator: tuple[str, LocalSPCS]) -> None:
+    base, _ = emulator
+    with connect(base) as connection:
+        cursor = connection.cursor()
+        cursor.execute("create or replace table t (n int)")
+        cursor.execute("insert into t values (1), (2)")
+
+        assert cursor.execute("select sum(n), current_role(), current_warehouse() from t").fetchall() == [
+            (3, "TEST_ROLE", "TUTORIAL_WAREHOUSE")
+        ]

@@ -1,0 +1,165 @@
+"""The local SPCS, end to end: the README's `make local-up setup build push deploy CONNECTION=local`,
+with the real Makefile, the pinned Snowflake CLI, Docker and the image registry, then teardown.
+
+This is the proof of the deploy path: the same targets and the same `snow` commands that run
+against an account. It is in the container tier (it needs a Docker engine).
+"""
+
+import hashlib
+import io
+import os
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import pytest
+
+from spcs_local.processes import free_port
+
+from .conftest import BASE_IMAGE, ROOT, without_snowflake_env
+
+pytestmark = pytest.mark.containers
+
+FAILING_DOCKERFILE = f"""FROM {BASE_IMAGE}
+ENTRYPOINT ["python3", "-c", "print('failing on purpose'); raise SystemExit(3)"]
+"""
+
+
+@dataclass
+class Local:
+    directory: Path
+    variables: list[str]
+    deployed: subprocess.CompletedProcess | None = None
+
+    @property
+    def home(self) -> Path:
+        """A home of its own, to show that the local path never reads or writes ~/.snowflake."""
+        return self.directory / "home"
+
+    def make(self, *targets: str, timeout: float = 900) -> subprocess.CompletedProcess:
+        env = {**without_snowflake_env(), "HOME": str(self.home)}
+        return subprocess.run(
+            ["make", "-s", *targets, "CONNECTION=local", *self.variables],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+
+    def snow(self, *args: str) -> subprocess.CompletedProcess:
+        """The Snowflake CLI as the README shows it: SNOWFLAKE_HOME pointed at the local connection."""
+        env = {
+            **without_snowflake_env(),
+            "HOME": str(self.home),
+            "SNOWFLAKE_HOME": str(self.directory / "snowflake-home"),
+        }
+        return subprocess.run([str(ROOT / ".snow-venv" / "bin" / "snow"), *args, "-c", "local"],
+                              env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+
+    def pids(self) -> list[int]:
+        return [int(pid.read_text()) for pid in (self.directory / "run").glob("*.pid")]
+
+    @property
+    def label(self) -> str:
+        """What the local SPCS labels its containers and networks with (its data dir's hash)."""
+        data_dir = (self.directory / "snowflake").resolve()
+        return f"spcs-local.instance={hashlib.sha256(str(data_dir).encode()).hexdigest()[:8]}"
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory, images: dict) -> Iterator[Local]:
+    """`make local-up setup build push deploy CONNECTION=local`, once for the module; stopped at the end."""
+    directory = tmp_path_factory.mktemp("local-spcs")
+    local = Local(directory, [f"LOCAL_DIR={directory}", f"EMULATOR_PORT={free_port()}", f"REGISTRY_PORT={free_port()}"])
+    local.home.mkdir()
+    local.deployed = local.make("local-up", "setup", "build", "push", "deploy")
+    try:
+        yield local
+    finally:
+        local.make("local-down")
+
+
+def test_make_deploy_runs_both_jobs_to_done_with_their_logs(local: Local) -> None:
+    deployed = local.deployed
+
+    assert deployed is not None and deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
+    assert "Service ECHO_SERVICE is READY, with the function my_echo_udf." in deployed.stdout
+    job = deployed.stdout.split("Job tutorial_2_job_service: DONE\n")[1].splitlines()[:4]
+    assert [line.split(" - ", 2)[2].split(" [")[0].split(".")[0] for line in job] == [
+        "Job started", "Connection succeeded", "Executing query", "Job finished",
+    ]  # fmt: skip
+    assert "Job tutorial_3_job_service: DONE" in deployed.stdout
+    assert "Received response from http://echo-service:8000/echo: Bob said Hello" in deployed.stdout
+    assert not (local.home / ".snowflake").exists() and not (local.home / ".config" / "snowflake").exists()
+
+
+def test_make_results_shows_the_jobs_row(local: Local) -> None:
+    results = local.make("results")
+
+    assert results.returncode == 0, results.stderr
+    assert "| hello   |" in results.stdout
+
+
+def test_snow_shows_the_echo_service_running(local: Local) -> None:
+    containers = local.snow("spcs", "service", "list-containers", "echo_service", "--format", "JSON")
+
+    assert containers.returncode == 0, containers.stderr
+    assert '"status": "READY"' in containers.stdout.replace("  ", "").replace(" :", ":")
+
+
+def test_status_logs_and_the_public_endpoint(local: Local) -> None:
+    looked = local.make("status", "logs", "endpoints")
+
+    assert looked.returncode == 0, looked.stderr
+    assert "ECHO_SERVICE" in looked.stdout and "TUTORIAL_2_JOB_SERVICE" in looked.stdout
+    assert "Job finished" in looked.stdout and "Bob said Hello" in looked.stdout
+    url = next(line.split(": ", 1)[1] for line in looked.stdout.splitlines() if line.startswith("echoendpoint: "))
+    assert url.startswith("http://127.0.0.1:") and url.endswith("/ui")
+    with urllib.request.urlopen(url, timeout=10) as page:  # the tutorial's web form, from the browser's side
+        assert 'name="input"' in page.read().decode()
+
+
+def test_a_failing_job_fails_the_deploy_target_after_printing_its_logs(local: Local, docker_client) -> None:
+    url = local.snow("spcs", "image-repository", "url", "tutorial_repository").stdout.strip()
+    docker_client.images.build(fileobj=io.BytesIO(FAILING_DOCKERFILE.encode()), tag=f"{url}/failing_job:latest")
+    docker_client.images.push(f"{url}/failing_job", tag="latest")
+
+    failed = local.make("deploy-tutorial-2", "JOB_IMAGE=failing_job:latest")
+
+    assert failed.returncode != 0
+    assert "Job tutorial_2_job_service: FAILED\nfailing on purpose" in failed.stdout
+    assert "Stopped: job tutorial_2_job_service ended FAILED" in failed.stderr
+    spec = local.directory / "deploy" / "my_job_spec.yaml"
+    executed = local.snow("spcs", "service", "execute-job", "failing_again", "--compute-pool", "tutorial_compute_pool",
+                          "--spec-path", str(spec))  # fmt: skip
+    assert executed.returncode != 0
+    message = " ".join((executed.stdout + executed.stderr).replace("│", " ").split())
+    assert "FAILING_AGAIN completed with status: FAILED. Container main exited with code 3." in message
+
+
+def test_after_a_restart_the_service_comes_back(local: Local) -> None:
+    restarted = local.make("local-down", "local-up")
+    assert restarted.returncode == 0, restarted.stderr
+
+    waited = local.snow("sql", "-q", "SELECT SYSTEM$WAIT_FOR_SERVICES(120, 'echo_service')")
+
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    assert "| OK " in waited.stdout
+
+
+def test_teardown_and_local_down_leave_nothing_running(local: Local, docker_client: docker.DockerClient) -> None:
+    pids = local.pids()
+    assert len(pids) == 2
+
+    torn_down = local.make("teardown", "local-down")
+
+    assert torn_down.returncode == 0, torn_down.stdout[-2000:] + torn_down.stderr[-2000:]
+    assert docker_client.containers.list(all=True, filters={"label": local.label}) == []
+    assert docker_client.networks.list(filters={"label": local.label}) == []
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    # The data stays until `make reset-local`: the results table, the catalog and the pushed images.
+    assert (local.directory / "snowflake" / "TUTORIAL_DB.db").exists()
+    assert "TUTORIAL_COMPUTE_POOL" in (local.directory / "snowflake" / "spcs" / "catalog.json").read_text()
+    assert any((local.directory / "registry").rglob("my_job_image"))

@@ -1,0 +1,453 @@
+"""The local SPCS's statement layer: every SPCS statement and its errors, over a fake backend (no Docker)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from spcs_local.emulator.results import SnowflakeError
+
+from .conftest import ROOT
+from .fakes import FakeBackend, LocalSPCS
+
+ECHO_SPEC = (ROOT / "echo-service" / "echo_spec.yaml").read_text()
+JOB_SPEC = (ROOT / "tutorial-2-job" / "my_job_spec.yaml").read_text()
+REPOSITORY = "tutorial_db/data_schema/tutorial_repository"
+CREATE_ECHO = (
+    "CREATE SERVICE echo_service IN COMPUTE POOL tutorial_compute_pool FROM @tutorial_stage "
+    "SPECIFICATION_FILE='echo_spec.yaml' MIN_INSTANCES=1 MAX_INSTANCES=1"
+)
+EXECUTE_JOB = (
+    "EXECUTE JOB SERVICE IN COMPUTE POOL tutorial_compute_pool NAME=tutorial_2_job_service "
+    "FROM @tutorial_stage SPECIFICATION_FILE='my_job_spec.yaml'"
+)
+
+
+@pytest.fixture
+def spcs(tmp_path: Path) -> LocalSPCS:
+    """After the tutorials' Common Setup, with both images pushed and both specs staged."""
+    spcs = LocalSPCS(tmp_path)
+    spcs.sql("CREATE COMPUTE POOL IF NOT EXISTS tutorial_compute_pool MIN_NODES = 1 MAX_NODES = 1 "
+             "INSTANCE_FAMILY = CPU_X64_XS")  # fmt: skip
+    spcs.sql("CREATE IMAGE REPOSITORY IF NOT EXISTS tutorial_repository")
+    spcs.images.pushed |= {f"{REPOSITORY}/my_echo_service_image:latest", f"{REPOSITORY}/my_job_image:latest"}
+    stage = "TUTORIAL_DB.DATA_SCHEMA.TUTORIAL_STAGE"
+    spcs.stages.files |= {(stage, "echo_spec.yaml"): ECHO_SPEC, (stage, "my_job_spec.yaml"): JOB_SPEC}
+    return spcs
+
+
+def error_of(spcs: LocalSPCS, sql: str) -> SnowflakeError:
+    with pytest.raises(SnowflakeError) as caught:
+        spcs.sql(sql)
+    return caught.value
+
+
+# --- what a single machine has nothing to enforce for -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "CREATE ROLE IF NOT EXISTS test_role",
+        "DROP ROLE IF EXISTS test_role",
+        "GRANT OWNERSHIP ON DATABASE tutorial_db TO ROLE test_role COPY CURRENT GRANTS",
+        "GRANT BIND SERVICE ENDPOINT ON ACCOUNT TO ROLE test_role",
+        "GRANT ROLE test_role TO USER IDENTIFIER($me)",
+        "REVOKE USAGE ON WAREHOUSE w FROM ROLE r",
+        "CREATE WAREHOUSE IF NOT EXISTS tutorial_warehouse WITH WAREHOUSE_SIZE='X-SMALL'",
+        "ALTER WAREHOUSE tutorial_warehouse SUSPEND",
+        "DROP WAREHOUSE IF EXISTS tutorial_warehouse",
+        "ALTER SESSION SET PYTHON_CONNECTOR_QUERY_RESULT_FORMAT = 'json'",
+        "USE SECONDARY ROLES ALL",
+    ],
+)
+def test_roles_grants_warehouses_and_client_settings_succeed_as_no_ops(spcs: LocalSPCS, sql: str) -> None:
+    assert spcs.sql(sql).columns[0].name == "status"
+
+
+def test_use_role_and_warehouse_change_the_sessions_context(spcs: LocalSPCS) -> None:
+    spcs.sql("USE ROLE accountadmin")
+    spcs.sql('USE WAREHOUSE "Other WH"')
+
+    assert (spcs.context.role, spcs.context.warehouse) == ("ACCOUNTADMIN", "Other WH")
+
+
+@pytest.mark.parametrize(
+    "sql", ["SELECT 1", "USE DATABASE tutorial_db", "CREATE TABLE t (a int)", "ALTER SESSION SET TIMEZONE = 'UTC'",
+            "CREATE FUNCTION f(x int) RETURNS int AS 'x + 1'", "SHOW TABLES", "select system$other()"],
+)  # fmt: skip
+def test_other_statements_are_left_to_fakesnow(spcs: LocalSPCS, sql: str) -> None:
+    assert spcs.statements.parse(sql) is None
+
+
+# --- compute pools ------------------------------------------------------------------------------
+
+
+def test_show_compute_pools_lists_the_pool_with_the_references_columns(spcs: LocalSPCS) -> None:
+    [pool] = spcs.rows("SHOW COMPUTE POOLS LIKE 'tutorial%'")
+
+    assert list(pool)[:5] == ["name", "state", "min_nodes", "max_nodes", "instance_family"]
+    assert (pool["name"], pool["state"], pool["instance_family"], pool["owner"]) == (
+        "TUTORIAL_COMPUTE_POOL", "IDLE", "CPU_X64_XS", "TEST_ROLE",
+    )  # fmt: skip
+    assert spcs.rows("SHOW COMPUTE POOLS LIKE 'other%'") == []
+
+
+def test_create_compute_pool_twice(spcs: LocalSPCS) -> None:
+    create = "CREATE COMPUTE POOL tutorial_compute_pool MIN_NODES = 1 MAX_NODES = 2 INSTANCE_FAMILY = CPU_X64_S"
+
+    assert "already exists, statement succeeded" in spcs.value(create.replace("POOL", "POOL IF NOT EXISTS"))
+    error = error_of(spcs, create)
+    assert (error.code, error.message) == (
+        "002002",
+        "SQL compilation error:\nObject 'TUTORIAL_COMPUTE_POOL' already exists.",
+    )
+    spcs.sql(create.replace("CREATE", "CREATE OR REPLACE"))
+    assert spcs.rows("DESCRIBE COMPUTE POOL tutorial_compute_pool")[0]["max_nodes"] == 2
+
+
+@pytest.mark.parametrize(
+    ("sql", "problem"),
+    [
+        ("CREATE COMPUTE POOL p MIN_NODES = 1 MAX_NODES = 1", "Missing option 'INSTANCE_FAMILY'"),
+        ("CREATE COMPUTE POOL p MIN_NODES = 2 MAX_NODES = 1 INSTANCE_FAMILY = X", "MAX_NODES must be greater"),
+        ("CREATE COMPUTE POOL p MIN_NODES = 'one' MAX_NODES = 1 INSTANCE_FAMILY = X", "MIN_NODES must be a whole"),
+        ("CREATE COMPUTE POOL p MIN_NODES = 1 MAX_NODES = 1 INSTANCE_FAMILY = X AUTO_RESUME = 3", "TRUE or FALSE"),
+        ("CREATE COMPUTE POOL p MIN_NODES = 1 MAX_NODES =", "syntax error line 1 at position 47 unexpected '<EOF>'"),
+        ("DROP COMPUTE POOL nope", "Compute pool 'NOPE' does not exist or not authorized."),
+        ("ALTER COMPUTE POOL nope SUSPEND", "Compute pool 'NOPE' does not exist or not authorized."),
+        ("ALTER COMPUTE POOL tutorial_compute_pool EXPLODE", "Unsupported feature"),
+    ],
+)
+def test_compute_pool_errors_name_the_problem(spcs: LocalSPCS, sql: str, problem: str) -> None:
+    assert problem in error_of(spcs, sql).message
+
+
+def test_suspend_resume_and_stop_all(spcs: LocalSPCS) -> None:
+    spcs.sql(CREATE_ECHO)
+    spcs.sql("ALTER COMPUTE POOL tutorial_compute_pool SUSPEND")
+    assert spcs.rows("SHOW COMPUTE POOLS")[0]["state"] == "SUSPENDED"
+    assert spcs.rows("SHOW SERVICES")[0]["status"] == "SUSPENDED"
+
+    spcs.sql("ALTER COMPUTE POOL tutorial_compute_pool RESUME")
+    assert spcs.rows("SHOW COMPUTE POOLS")[0]["state"] == "ACTIVE"
+
+    spcs.sql("ALTER COMPUTE POOL tutorial_compute_pool STOP ALL")  # drops the pool's services, as in SPCS
+    assert spcs.rows("SHOW SERVICES") == []
+    assert spcs.rows("SHOW COMPUTE POOLS")[0]["state"] == "IDLE"
+
+
+def test_a_pool_with_services_cant_be_dropped_until_they_stop(spcs: LocalSPCS) -> None:
+    spcs.sql(CREATE_ECHO)
+
+    assert "STOP ALL" in error_of(spcs, "DROP COMPUTE POOL tutorial_compute_pool").message
+    spcs.sql("ALTER COMPUTE POOL tutorial_compute_pool STOP ALL")
+    assert (
+        spcs.value("DROP COMPUTE POOL IF EXISTS tutorial_compute_pool") == "TUTORIAL_COMPUTE_POOL successfully dropped."
+    )
+    assert "already dropped" in spcs.value("DROP COMPUTE POOL IF EXISTS tutorial_compute_pool")
+
+
+# --- image repositories ---------------------------------------------------------------------------
+
+
+def test_a_repositorys_url_names_the_local_registry_in_lowercase(spcs: LocalSPCS) -> None:
+    # What `snow spcs image-repository url tutorial_repository` sends.
+    [repository] = spcs.rows("show image repositories like 'TUTORIAL\\\\_REPOSITORY'")
+
+    assert repository["repository_url"] == f"127.0.0.1:5000/{REPOSITORY}"
+    assert (repository["name"], repository["database_name"], repository["schema_name"]) == (
+        "TUTORIAL_REPOSITORY", "TUTORIAL_DB", "DATA_SCHEMA",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("scope", "count"),
+    [("", 1), (" IN ACCOUNT", 1), (" IN DATABASE", 1), (" IN DATABASE other_db", 0), (" IN SCHEMA data_schema", 1),
+     (" IN SCHEMA tutorial_db.other", 0), (" in schema snowflake.images", 0), (" IN tutorial_db.data_schema", 1)],
+)  # fmt: skip
+def test_show_image_repositories_honours_in(spcs: LocalSPCS, scope: str, count: int) -> None:
+    assert len(spcs.rows(f"SHOW IMAGE REPOSITORIES{scope}")) == count
+
+
+def test_show_images_lists_what_was_pushed_and_drop_deletes_it(spcs: LocalSPCS) -> None:
+    images = spcs.rows("SHOW IMAGES IN IMAGE REPOSITORY tutorial_repository")
+
+    assert [(i["image_name"], i["tags"], i["image_path"]) for i in images] == [
+        ("my_echo_service_image", "latest", f"{REPOSITORY}/my_echo_service_image:latest"),
+        ("my_job_image", "latest", f"{REPOSITORY}/my_job_image:latest"),
+    ]
+    assert len(spcs.rows("show images like 'my_job%' in image repository tutorial_repository")) == 1
+    spcs.sql("DROP IMAGE REPOSITORY tutorial_repository")
+    assert spcs.images.deleted == [REPOSITORY]
+    assert "does not exist" in error_of(spcs, "SHOW IMAGES IN IMAGE REPOSITORY tutorial_repository").message
+
+
+# --- services -------------------------------------------------------------------------------------
+
+
+def test_create_service_runs_the_staged_spec_as_spcs_would(spcs: LocalSPCS) -> None:
+    assert spcs.value(CREATE_ECHO) == "Service ECHO_SERVICE successfully created."
+    assert spcs.value("SELECT SYSTEM$WAIT_FOR_SERVICES(600, 'echo_service')") == "OK"
+
+    [workload] = spcs.backend.started
+    assert workload.hostnames[0] == "echo-service"
+    assert workload.ports == (8000,)
+    [echo] = workload.containers
+    assert echo.image == f"127.0.0.1:5000/{REPOSITORY}/my_echo_service_image:latest"
+    assert echo.env["SERVER_PORT"] == "8000"  # every env value a string, as SPCS gives it
+    assert {k: echo.env[k] for k in ("SNOWFLAKE_ACCOUNT", "SNOWFLAKE_DATABASE", "SNOWFLAKE_SCHEMA")} == {
+        "SNOWFLAKE_ACCOUNT": "tutorial", "SNOWFLAKE_DATABASE": "TUTORIAL_DB", "SNOWFLAKE_SCHEMA": "DATA_SCHEMA",
+    }  # fmt: skip
+    assert workload.files == {"/snowflake/session/token": spcs.settings.token_file}
+
+
+def test_the_tutorials_spec_and_specification_forms_work_too(spcs: LocalSPCS) -> None:
+    spcs.sql(CREATE_ECHO.replace("echo_service", "from_spec").replace("SPECIFICATION_FILE", "SPEC"))
+    inline = json.dumps(yaml.safe_load(ECHO_SPEC))  # as `snow spcs service create` sends it
+    spcs.sql(f"CREATE SERVICE inline_spec IN COMPUTE POOL tutorial_compute_pool FROM SPECIFICATION $$ {inline} $$")
+
+    assert [row["name"] for row in spcs.rows("SHOW SERVICES")] == ["FROM_SPEC", "INLINE_SPEC"]
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"FROM @tutorial_stage": "FROM @other_stage"}, "'echo_spec.yaml' was not found on stage"),
+        ({"tutorial_compute_pool": "no_pool"}, "Compute pool 'NO_POOL' does not exist or not authorized."),
+        ({"echo_spec.yaml": "bad_spec.yaml"}, "Invalid spec: spec.containers[0]: missing 'image'"),
+        ({"echo_spec.yaml": "unpushed.yaml"}, "was not found in image repository TUTORIAL_DB.DATA_SCHEMA."
+         f"TUTORIAL_REPOSITORY: push it first (docker push 127.0.0.1:5000/{REPOSITORY}/never_pushed:latest)"),
+        ({"echo_spec.yaml": "no_repo.yaml"}, "Image repository 'TUTORIAL_DB.DATA_SCHEMA.NO_REPO' does not exist"),
+        ({"echo_spec.yaml": "secrets.yaml"}, "Unsupported feature 'containers[].secrets'"),
+        ({"MIN_INSTANCES=1": "MIN_INSTANCES=0"}, "MIN_INSTANCES must be a whole number of 1 or more"),
+        ({"IN COMPUTE POOL": "IN COMPUTE"}, "syntax error"),
+    ],
+)  # fmt: skip
+def test_create_service_errors_name_the_problem(spcs: LocalSPCS, change: dict[str, str], problem: str) -> None:
+    stage = "TUTORIAL_DB.DATA_SCHEMA.TUTORIAL_STAGE"
+    spcs.stages.files[(stage, "bad_spec.yaml")] = "spec:\n  containers:\n  - name: main\n"
+    spcs.stages.files[(stage, "unpushed.yaml")] = ECHO_SPEC.replace("my_echo_service_image", "never_pushed")
+    spcs.stages.files[(stage, "no_repo.yaml")] = ECHO_SPEC.replace("tutorial_repository", "no_repo")
+    spcs.stages.files[(stage, "secrets.yaml")] = (
+        JOB_SPEC + "    secrets:\n    - snowflakeSecret: s\n      envVarName: X\n"
+    )
+    sql = CREATE_ECHO
+    for old, new in change.items():
+        sql = sql.replace(old, new)
+
+    assert problem in error_of(spcs, sql).message
+    assert spcs.backend.started == [] and spcs.rows("SHOW SERVICES") == []
+
+
+def test_create_service_twice(spcs: LocalSPCS) -> None:
+    spcs.sql(CREATE_ECHO)
+
+    assert error_of(spcs, CREATE_ECHO).code == "002002"
+    assert "already exists" in spcs.value(
+        CREATE_ECHO.replace("SERVICE echo_service", "SERVICE IF NOT EXISTS echo_service")
+    )
+
+
+def test_show_and_describe_service(spcs: LocalSPCS) -> None:
+    spcs.sql(CREATE_ECHO)
+
+    [service] = spcs.rows("SHOW SERVICES IN SCHEMA tutorial_db.data_schema")
+    assert list(service)[:8] == ["name", "status", "database_name", "schema_name", "owner", "compute_pool",
+                                 "dns_name", "current_instances"]  # fmt: skip
+    assert (service["name"], service["status"], service["is_job"], service["owner"]) == (
+        "ECHO_SERVICE", "RUNNING", False, "TEST_ROLE",
+    )  # fmt: skip
+    assert service["dns_name"].startswith("echo-service.") and service["dns_name"].endswith(".svc.spcs.internal")
+    [described] = spcs.rows("describe service IDENTIFIER('echo_service')")
+    assert "readinessProbe:" in described["spec"] and described["status"] == "RUNNING"
+    assert spcs.rows("SHOW JOB SERVICES") == [] and len(spcs.rows("show services like '%%'")) == 1
+    assert len(spcs.rows("SHOW SERVICES IN COMPUTE POOL tutorial_compute_pool")) == 1
+    assert spcs.rows("SHOW SERVICES IN DATABASE other_db") == []
+
+
+def test_a_service_is_pending_until_its_readiness_probe_answers(tmp_path: Path) -> None:
+    spcs = LocalSPCS(tmp_path, FakeBackend(pending=True))
+    spcs.sql("CREATE COMPUTE POOL p MIN_NODES = 1 MAX_NODES = 1 INSTANCE_FAMILY = CPU_X64_XS")
+    spcs.sql("CREATE IMAGE REPOSITORY tutorial_repository")
+    spcs.images.pushed.add(f"{REPOSITORY}/my_echo_service_image:latest")
+    spcs.sql(f"CREATE SERVICE echo_service IN COMPUTE POOL p FROM SPECIFICATION $${ECHO_SPEC}$$")
+
+    assert spcs.rows("SHOW SERVICES")[0]["status"] == "PENDING"
+    error = error_of(spcs, "SELECT SYSTEM$WAIT_FOR_SERVICES(0.3, 'echo_service')")
+    assert "Timed out after 0.3 s waiting for the services to be READY: ECHO_SERVICE is PENDING." in error.message
+
+
+def test_wait_for_services_fails_at_once_when_a_service_failed(spcs: LocalSPCS) -> None:
+    spcs.backend.fail_start = "Failed to pull image x: manifest unknown"
+    spcs.sql(CREATE_ECHO)
+
+    error = error_of(spcs, "SELECT SYSTEM$WAIT_FOR_SERVICES(600, 'echo_service')")
+    assert "Service ECHO_SERVICE is FAILED (echo: Failed to pull image x: manifest unknown)." in error.message
+
+
+def test_containers_instances_and_endpoints(spcs: LocalSPCS) -> None:
+    spcs.sql(CREATE_ECHO)
+    spcs.sql("SELECT SYSTEM$WAIT_FOR_SERVICES(60, 'echo_service')")
+
+    [c] = spcs.rows("show service containers in service echo_service")
+    assert (c["instance_id"], c["instance_status"], c["container_name"], c["status"]) == ("0", "READY", "echo", "READY")
+    [instance] = spcs.rows("show service instances in service echo_service")
+    assert (instance["status"], instance["service_status"]) == ("READY", "RUNNING")
+    [endpoint] = spcs.rows("show endpoints in service echo_service")
+    assert endpoint == {"name": "echoendpoint", "port": 8000, "port_range": None, "protocol": "HTTP",
+                        "is_public": True, "ingress_url": "127.0.0.1:48000"}  # fmt: skip
+
+
+def test_logs_of_a_service(spcs: LocalSPCS) -> None:
+    spcs.sql(CREATE_ECHO)
+    # What `snow spcs service logs echo_service --container-name echo --instance-id 0` sends.
+    logs = spcs.value("call SYSTEM$GET_SERVICE_LOGS('echo_service', '0', 'echo', 500, False, '', False);")
+
+    assert logs.splitlines()[0] == "TUTORIAL_DB.DATA_SCHEMA.ECHO_SERVICE echo line 0"
+    assert "no container 'nope'" in error_of(spcs, "SELECT SYSTEM$GET_SERVICE_LOGS('echo_service', 0, 'nope')").message
+    assert "no instance 1" in error_of(spcs, "SELECT SYSTEM$GET_SERVICE_LOGS('echo_service', 1, 'echo')").message
+    assert "does not exist" in error_of(spcs, "SELECT SYSTEM$GET_SERVICE_LOGS('nope', 0, 'echo')").message
+
+
+def test_suspend_resume_and_drop_a_service(spcs: LocalSPCS) -> None:
+    spcs.sql(CREATE_ECHO)
+    spcs.sql("ALTER SERVICE echo_service SUSPEND")
+    assert spcs.rows("SHOW SERVICES")[0]["status"] == "SUSPENDED"
+    spcs.sql("ALTER SERVICE echo_service RESUME")
+
+    assert spcs.value("drop service IDENTIFIER('echo_service')") == "ECHO_SERVICE successfully dropped."
+    assert "TUTORIAL_DB.DATA_SCHEMA.ECHO_SERVICE" in spcs.backend.removed
+    assert error_of(spcs, "DROP SERVICE echo_service").message.endswith(
+        "Service 'ECHO_SERVICE' does not exist or not authorized."
+    )
+
+
+# --- jobs -------------------------------------------------------------------------------------------
+
+
+def test_execute_job_service_waits_for_done_and_keeps_the_logs(spcs: LocalSPCS) -> None:
+    assert spcs.value(EXECUTE_JOB) == "Job TUTORIAL_2_JOB_SERVICE completed successfully with status: DONE."
+
+    [job] = spcs.rows("SHOW JOB SERVICES")
+    assert (job["name"], job["status"], job["is_job"], job["is_async_job"]) == (
+        "TUTORIAL_2_JOB_SERVICE",
+        "DONE",
+        True,
+        False,
+    )
+    [container] = spcs.rows("SHOW SERVICE CONTAINERS IN SERVICE tutorial_2_job_service")
+    assert (container["status"], container["last_exit_code"], container["instance_status"]) == ("DONE", 0, "SUCCEEDED")
+    spcs.backend.running.clear()  # the containers are gone; the job's logs are kept
+    assert "line 0" in spcs.value("SELECT SYSTEM$GET_SERVICE_LOGS('tutorial_2_job_service', 0, 'main')")
+    [workload] = spcs.backend.started
+    assert workload.job and workload.containers[0].args == [
+        "--query=select current_time() as time,'hello'", "--result_table=results",
+    ]  # fmt: skip
+
+
+def test_a_failed_job_is_an_error_naming_the_job_failed_and_the_exit_code(tmp_path: Path) -> None:
+    spcs = LocalSPCS(tmp_path, FakeBackend(exit_codes={"main": 3}))
+    spcs.sql("CREATE COMPUTE POOL tutorial_compute_pool MIN_NODES=1 MAX_NODES=1 INSTANCE_FAMILY=CPU_X64_XS")
+    spcs.sql("CREATE IMAGE REPOSITORY tutorial_repository")
+    spcs.images.pushed.add(f"{REPOSITORY}/my_job_image:latest")
+
+    error = error_of(
+        spcs,
+        f"EXECUTE JOB SERVICE IN COMPUTE POOL tutorial_compute_pool FROM SPECIFICATION $${JOB_SPEC}$$ NAME = failing",
+    )
+    assert "Job FAILING completed with status: FAILED. Container main exited with code 3." in error.message
+    [container] = spcs.rows("SHOW SERVICE CONTAINERS IN SERVICE failing")
+    assert (container["status"], container["last_exit_code"]) == ("FAILED", 3)
+
+
+def test_execute_job_service_async_returns_at_once_and_needs_a_new_name(spcs: LocalSPCS) -> None:
+    spcs.backend.job_seconds = 0.5
+    assert spcs.value(EXECUTE_JOB + " ASYNC = TRUE") == "Job TUTORIAL_2_JOB_SERVICE successfully started."
+
+    assert error_of(spcs, EXECUTE_JOB).code == "002002"
+    spcs.sql("SELECT SYSTEM$WAIT_FOR_SERVICES(5, 'tutorial_2_job_service')")
+    assert spcs.rows("SHOW SERVICES")[0]["is_async_job"] is True
+
+
+def test_a_job_without_a_name_gets_one(spcs: LocalSPCS) -> None:
+    spcs.sql(EXECUTE_JOB.replace("NAME=tutorial_2_job_service ", ""))
+
+    assert spcs.rows("SHOW JOB SERVICES")[0]["name"].startswith("JOB_")
+
+
+# --- service functions ------------------------------------------------------------------------------
+
+
+def test_service_functions_are_created_shown_described_and_dropped(spcs: LocalSPCS) -> None:
+    spcs.sql(CREATE_ECHO)
+    create = ("CREATE OR REPLACE FUNCTION my_echo_udf (InputText varchar) RETURNS varchar SERVICE=echo_service "
+              "ENDPOINT=echoendpoint MAX_BATCH_ROWS = 100 AS '/echo'")  # fmt: skip
+
+    assert spcs.value(create) == "Function MY_ECHO_UDF successfully created."
+    [function] = spcs.rows("SHOW USER FUNCTIONS LIKE 'MY_ECHO%'")
+    assert function["arguments"] == "MY_ECHO_UDF(VARCHAR) RETURN VARCHAR"
+    described = {row["property"]: row["value"] for row in spcs.rows("DESCRIBE FUNCTION my_echo_udf(varchar)")}
+    assert (described["service"], described["endpoint"], described["path"], described["max_batch_rows"]) == (
+        "TUTORIAL_DB.DATA_SCHEMA.ECHO_SERVICE", "echoendpoint", "/echo", 100,
+    )  # fmt: skip
+    assert spcs.value("DROP FUNCTION IF EXISTS my_echo_udf(varchar)") == "MY_ECHO_UDF successfully dropped."
+    assert "already dropped" in spcs.value("DROP FUNCTION IF EXISTS my_echo_udf(varchar)")
+    assert (
+        "Function 'MY_ECHO_UDF(VARCHAR)' does not exist" in error_of(spcs, "DROP FUNCTION my_echo_udf(varchar)").message
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ("SERVICE=nope ENDPOINT=echoendpoint", "Service 'NOPE' does not exist"),
+        ("SERVICE=echo_service ENDPOINT=nope", "Service ECHO_SERVICE has no endpoint 'nope'"),
+        ("ENDPOINT=echoendpoint SERVICE=echo_service ON_BATCH_FAILURE=maybe", "ON_BATCH_FAILURE must be"),
+    ],
+)
+def test_service_function_errors(spcs: LocalSPCS, options: str, problem: str) -> None:
+    spcs.sql(CREATE_ECHO)
+
+    assert problem in error_of(spcs, f"CREATE FUNCTION f (x varchar) RETURNS varchar {options} AS '/echo'").message
+
+
+# --- the catalog outlives the emulator ------------------------------------------------------------------
+
+
+def test_after_a_restart_services_come_back_and_a_cut_off_job_is_failed(spcs: LocalSPCS) -> None:
+    spcs.sql(CREATE_ECHO)
+    spcs.sql(EXECUTE_JOB)
+    spcs.backend.job_seconds = 60
+    spcs.sql(EXECUTE_JOB.replace("tutorial_2_job_service", "cut_off") + " ASYNC=TRUE")
+    spcs.backend.running.clear()  # the emulator stopped: its containers went with it
+    spcs.backend.running["ORPHAN.FROM.ELSEWHERE"] = spcs.backend.started[0]
+
+    again = spcs.restarted()
+    again.catalog.reconcile()
+
+    assert "ORPHAN.FROM.ELSEWHERE" in again.backend.removed
+    statuses = {row["name"]: row["status"] for row in again.rows("SHOW SERVICES")}
+    assert statuses == {"CUT_OFF": "FAILED", "ECHO_SERVICE": "RUNNING", "TUTORIAL_2_JOB_SERVICE": "DONE"}
+    [cut_off] = again.rows("SHOW SERVICE CONTAINERS IN SERVICE cut_off")
+    assert cut_off["message"] == "Interrupted: the local SPCS stopped while the job ran."
+
+
+# --- statements that don't parse --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "problem"),
+    [
+        ("SHOW SERVICES; DROP SERVICE echo_service", "syntax error line 1 at position 15 unexpected 'DROP'"),
+        ("SHOW SERVICE CONTAINERS IN SERVICE", "unexpected '<EOF>'"),
+        ("CREATE SERVICE s IN COMPUTE POOL p FROM @st SPECIFICATION_FILE=", "unexpected '<EOF>'"),
+        ("EXECUTE JOB SERVICE IN COMPUTE POOL p NAME=j", "unexpected '<EOF>'"),
+        ("CREATE SERVICE s IN COMPUTE POOL p FROM SPECIFICATION_TEMPLATE 'x'", "Unsupported feature 'SPECIFICATION_"),
+        ("SELECT SYSTEM$WAIT_FOR_SERVICES('soon', 'echo_service')", "takes a number of seconds"),
+        ("SHOW SERVICES LIKE 'x", "syntax error line 1 at position 19 unexpected ''x'"),
+    ],
+)  # fmt: skip
+def test_malformed_statements_are_syntax_errors(spcs: LocalSPCS, sql: str, problem: str) -> None:
+    assert problem in error_of(spcs, sql).message
