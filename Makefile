@@ -79,8 +79,14 @@ run-job: venv ## Run Tutorial 2's job with the tutorial's query (export what `ma
 run-caller: venv ## Run Tutorial 3's caller against the Echo service on port 8000 (make run-echo first)
 	SERVICE_URL=http://localhost:8000/echo $(PY) tutorial-3-service-to-service/service_to_service.py
 
+LOCAL_UP = $(PY) -m spcs_local.local up --local-dir $(LOCAL_DIR) --port $(EMULATOR_PORT) --registry-port $(REGISTRY_PORT)
 local-up: venv docker-registry ## Start the local SPCS in the background: the emulator and an image registry
-	@$(PY) -m spcs_local.local up --local-dir $(LOCAL_DIR) --port $(EMULATOR_PORT) --registry-port $(REGISTRY_PORT)
+	@$(LOCAL_UP)
+
+# Before a deploy target with CONNECTION=local: the same, saying no more than what it started.
+.PHONY: local-spcs
+local-spcs: venv docker-registry
+	@$(LOCAL_UP) --brief
 
 local-down: venv ## Stop the local SPCS, its services and jobs (the data stays in .local/)
 	@$(PY) -m spcs_local.local down --local-dir $(LOCAL_DIR)
@@ -103,7 +109,7 @@ DOCKER ?= docker
 # and probes no cloud platform; any deploy target starts the local SPCS first when it is not running.
 ifeq ($(CONNECTION),local)
 SNOW_ENV := SNOWFLAKE_HOME=$(abspath $(LOCAL_DIR))/snowflake-home SNOWFLAKE_DISABLE_PLATFORM_DETECTION=true
-LOCAL_SPCS := local-up
+LOCAL_SPCS := local-spcs
 endif
 DEPLOY = $(SNOW_ENV) $(PY) -m spcs_local.deploy --snow=$(SNOW) --docker=$(DOCKER) --connection=$(CONNECTION) \
 	--role=$(ROLE) --database=$(DATABASE) --schema=$(SCHEMA) --warehouse=$(WAREHOUSE) \

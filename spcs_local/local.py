@@ -10,12 +10,14 @@ until `make reset-local`.
 import argparse
 import contextlib
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,26 +127,21 @@ def stop_pid(pid: int, timeout: float = STOP_SECONDS) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def up(layout: Layout, port: int, registry_port: int) -> None:
+def up(layout: Layout, port: int, registry_port: int, brief: bool = False) -> None:
+    """Start what is not running yet. `brief` (before a deploy target) says only what it started."""
     registry_url = f"http://127.0.0.1:{registry_port}/v2/"
-    if running(layout.pidfile("registry"), "docker-registry") and answers(registry_url):
-        print(f"the image registry runs on 127.0.0.1:{registry_port}")
-    else:
-        config = layout.root / "registry" / "config.yml"
-        config.parent.mkdir(parents=True, exist_ok=True)
-        config.write_text(registry.config(layout.root / "registry" / "data", registry_port))
-        pid = start("registry", registry.command(config), layout, registry_url)
-        print(f"started the image registry on 127.0.0.1:{registry_port} (pid {pid})")
-
-    emulator_url = f"http://127.0.0.1:{port}/healthcheck"
-    if running(layout.pidfile("emulator"), "spcs_local.emulator") and answers(emulator_url):
-        print(f"the Snowflake emulator with the local SPCS runs on 127.0.0.1:{port}")
-    else:
-        args = [sys.executable, "-m", "spcs_local.emulator", "--port", str(port), "--data-dir", str(layout.data),
+    config = layout.root / "registry" / "config.yml"
+    started = ensure(
+        "image registry",
+        "docker-registry",
+        layout,
+        registry_url,
+        lambda: registry_command(layout, config, registry_port),
+    )
+    emulator = [sys.executable, "-m", "spcs_local.emulator", "--port", str(port), "--data-dir", str(layout.data),
                 "--registry", f"127.0.0.1:{registry_port}"]  # fmt: skip
-        pid = start("emulator", args, layout, emulator_url)
-        print(f"started the Snowflake emulator with the local SPCS on 127.0.0.1:{port} (pid {pid})")
-
+    started |= ensure("Snowflake emulator", "spcs_local.emulator", layout, f"http://127.0.0.1:{port}/healthcheck",
+                      lambda: emulator)  # fmt: skip
     home = layout.snowflake_home
     home.mkdir(parents=True, exist_ok=True)
     for name, text in (("connections.toml", connections_toml(port)), ("config.toml", CONFIG_TOML)):
@@ -152,13 +149,33 @@ def up(layout: Layout, port: int, registry_port: int) -> None:
         file.touch(mode=0o600)
         file.chmod(0o600)  # snow refuses a connections.toml others can read
         file.write_text(text)
-    print(f"logs: {layout.log('emulator')} and {layout.log('registry')}")
-    print("point snow at it:")
+    if brief and not started:
+        return
+    print("snow, with the `local` connection (make snow-cli installs it as .snow-venv/bin/snow):")
     print(f"  export SNOWFLAKE_HOME={home.resolve()}")
     print('  snow sql -q "SHOW SERVICES" -c local')
-    print(
-        "or a client at it: " + " ".join(f"{k}={v}" for k, v in client_env(port).items() if k != "SNOWFLAKE_PASSWORD")
-    )
+    print("an app outside a container, such as Tutorial 2's job (make run-job):")
+    for name, value in client_env(port).items():
+        print(f"  export {name}={shlex.quote(value)}")
+
+
+def ensure(name: str, marker: str, layout: Layout, ready_url: str, args: Callable[[], list[str]]) -> bool:
+    """Start the server unless it runs and answers already; True when it was started."""
+    key = name.split()[-1].lower()
+    pid = running(layout.pidfile(key), marker)
+    address = ready_url.split("/")[2]
+    if pid and answers(ready_url):
+        print(f"the {name} runs on {address} (pid {pid}), log in {layout.log(key)}")
+        return False
+    pid = start(key, args(), layout, ready_url)
+    print(f"started the {name} on {address} (pid {pid}), log in {layout.log(key)}")
+    return True
+
+
+def registry_command(layout: Layout, config: Path, port: int) -> list[str]:
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(registry.config(layout.root / "registry" / "data", port))
+    return registry.command(config)
 
 
 def down(layout: Layout) -> None:
@@ -180,11 +197,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--local-dir", type=Path, default=Path(".local"))
     parser.add_argument("--port", type=int, default=8765, help="the emulator's port")
     parser.add_argument("--registry-port", type=int, default=5000)
+    parser.add_argument("--brief", action="store_true", help="print only what was started")
     args = parser.parse_args(argv)
     layout = Layout(args.local_dir)
     try:
         if args.action == "up":
-            up(layout, args.port, args.registry_port)
+            up(layout, args.port, args.registry_port, args.brief)
         else:
             down(layout)
     except (RuntimeError, FileNotFoundError, OSError) as error:

@@ -37,7 +37,7 @@ def echo_url() -> Iterator[str]:
 
 
 def start_emulator(port: int, data_dir: Path, **popen: object):
-    """Start the embedded Snowflake emulator as `make local-snowflake` does."""
+    """Start the embedded Snowflake emulator in the foreground, as `make demo` does."""
     args = [sys.executable, "-m", "spcs_local.emulator", "--port", str(port), "--data-dir", str(data_dir)]
     popen.setdefault("stdout", subprocess.DEVNULL)
     return running(args, f"http://127.0.0.1:{port}/healthcheck", cwd=ROOT, **popen)

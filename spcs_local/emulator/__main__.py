@@ -1,7 +1,8 @@
-"""`python -m spcs_local.emulator`: the emulator in the foreground (`make local-snowflake`).
+"""`python -m spcs_local.emulator`: the emulator in the foreground, as `make demo` and the tests run it.
 
 It prints the client environment as `export` lines and serves until SIGINT or SIGTERM. Data
-persists under --data-dir. `make local-up` runs the same in the background, with --registry.
+persists under --data-dir. `make local-up` runs the same in the background, with --registry: the
+local SPCS.
 """
 
 import argparse
