@@ -107,6 +107,30 @@ def test_snow_shows_the_echo_service_running(local: Local) -> None:
     assert '"status": "READY"' in containers.stdout.replace("  ", "").replace(" :", ":")
 
 
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("spcs image-repository url tutorial_repository", "/tutorial_db/data_schema/tutorial_repository"),
+        ("spcs image-repository list-images tutorial_repository", "my_echo_service_image"),
+        ("spcs image-registry url", "127.0.0.1:"),
+        ("spcs image-registry token", '"token"'),
+        ("spcs service list", "TUTORIAL_3_JOB_SERVICE"),
+        ("spcs service describe echo_service", "readinessProbe"),
+        ("spcs service list-instances echo_service", "READY"),
+        ("spcs service list-endpoints echo_service", "echoendpoint"),
+        ("spcs service logs tutorial_2_job_service --container-name main --instance-id 0", "Job finished"),
+        ("spcs compute-pool list", "TUTORIAL_COMPUTE_POOL"),
+        ("spcs compute-pool status tutorial_compute_pool", "ACTIVE"),
+        ("stage list-files tutorial_stage", "my_job_spec.yaml"),
+    ],
+)
+def test_the_snow_commands_answer(local: Local, command: str, expected: str) -> None:
+    answer = local.snow(*command.split(), "--format", "JSON")
+
+    assert answer.returncode == 0, answer.stdout + answer.stderr
+    assert expected in answer.stdout
+
+
 def test_status_logs_and_the_public_endpoint(local: Local) -> None:
     looked = local.make("status", "logs", "endpoints")
 

@@ -241,6 +241,19 @@ def test_create_service_errors_name_the_problem(spcs: LocalSPCS, change: dict[st
     assert spcs.backend.started == [] and spcs.rows("SHOW SERVICES") == []
 
 
+def test_what_snow_sends_for_create_stop_all_and_drop(spcs: LocalSPCS) -> None:
+    spec = json.dumps(yaml.safe_load(ECHO_SPEC))
+    # `snow spcs service create echo --compute-pool tutorial_compute_pool --spec-path echo_spec.yaml`
+    spcs.sql(f"CREATE SERVICE echo\nIN COMPUTE POOL tutorial_compute_pool\nFROM SPECIFICATION $$\n{spec}\n$$\n"
+             "MIN_INSTANCES = 1\nMAX_INSTANCES = 1\nAUTO_RESUME = True")  # fmt: skip
+    assert spcs.rows("SHOW SERVICES")[0]["auto_resume"] is True
+
+    spcs.sql("alter compute pool tutorial_compute_pool stop all")  # snow spcs compute-pool stop-all
+    spcs.sql("drop compute pool IDENTIFIER('tutorial_compute_pool')")  # snow spcs compute-pool drop
+
+    assert spcs.rows("SHOW SERVICES") == [] and spcs.rows("SHOW COMPUTE POOLS") == []
+
+
 def test_create_service_twice(spcs: LocalSPCS) -> None:
     spcs.sql(CREATE_ECHO)
 

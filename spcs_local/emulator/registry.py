@@ -67,9 +67,18 @@ class Registry:
         status, _, _ = self.request("HEAD", f"{path}/manifests/{tag}", MANIFESTS)
         return status == 200
 
+    def repositories(self) -> list[str]:
+        """Every image name in the registry, page by page (the registry caps a page at 1000)."""
+        names, page = [], "_catalog?n=1000"
+        while page:
+            _, headers, body = self.request("GET", page)
+            names += json.loads(body or b"{}").get("repositories") or []
+            link = headers.get("Link", "")  # </v2/_catalog?last=...&n=1000>; rel="next"
+            page = link[link.index("/v2/") + 4 : link.index(">")] if 'rel="next"' in link else ""
+        return names
+
     def images(self, path: str) -> list[Image]:
-        _, _, body = self.request("GET", "_catalog?n=100000")
-        names = [name for name in json.loads(body or b"{}").get("repositories") or [] if name.startswith(f"{path}/")]
+        names = [name for name in self.repositories() if name.startswith(f"{path}/")]
         found = []
         for name in sorted(names):
             _, _, body = self.request("GET", f"{name}/tags/list")
