@@ -27,6 +27,7 @@ from spcs_local.lint import lint
 
 TOKEN_PATH = "/snowflake/session/token"  # where SPCS puts a container's OAuth token
 LOGS_TAIL_DEFAULT = 100_000
+INTERRUPTED = "Interrupted: the local SPCS stopped while the job ran."
 MEMORY_UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 MEMORY_UNITS |= {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 
@@ -460,8 +461,13 @@ class Catalog:
     def run_job(self, job: Service) -> Outcome:
         """Start a job and wait for its containers to exit."""
         if self.start(job):
-            return self.record_outcome(job, self.containers_backend().wait(job.key))
+            return self.finish_job(job)
         return self.record_outcome(job, self.failed_states(job, job.failure or ""))
+
+    def finish_job(self, job: Service) -> Outcome:
+        """Wait for a job's containers; when they went with the emulator's stop, the job is FAILED."""
+        states = self.containers_backend().wait(job.key) or self.failed_states(job, INTERRUPTED)
+        return self.record_outcome(job, states)
 
     def record_outcome(self, job: Service, states: list[ContainerState]) -> Outcome:
         """Keep how a job ended, and its logs, beyond the life of its containers."""
@@ -719,19 +725,15 @@ class Catalog:
         and a job that was cut off by the stop is FAILED."""
         if not self.backend:
             return
-        backend, running = self.backend, self.backend.keys()
+        running = self.backend.keys()
         for key in running - set(self.services):
-            backend.remove(key)
+            self.backend.remove(key)
         for service in list(self.services.values()):
             if service.is_job and service.outcome is None:
                 if service.key in running:
-                    threading.Thread(
-                        target=lambda job=service: self.record_outcome(job, backend.wait(job.key)), daemon=True
-                    ).start()
+                    threading.Thread(target=self.finish_job, args=(service,), daemon=True).start()
                 else:
-                    self.record_outcome(
-                        service, self.failed_states(service, "Interrupted: the local SPCS stopped while the job ran.")
-                    )
+                    self.record_outcome(service, self.failed_states(service, INTERRUPTED))
             elif not service.is_job and not service.suspended and service.key not in running:
                 service.failure = None
                 self.start_in_background(service)
