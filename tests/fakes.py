@@ -1,14 +1,20 @@
 """Stand-ins for what the local SPCS's catalog drives, so that its statements are tested without Docker."""
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from spcs_local.emulator import ACCOUNT
+import uvicorn
+
+from spcs_local.emulator import ACCOUNT, fakesnow_fixes
 from spcs_local.emulator.catalog import Catalog, Image, ObjectName, Settings
 from spcs_local.emulator.results import Result, SnowflakeError
+from spcs_local.emulator.server import front_of
 from spcs_local.emulator.statements import Context, Statements
 from spcs_local.emulator.workload import BackendError, ContainerState, Workload
+from spcs_local.processes import free_port, wait_for_http
 
 
 @dataclass
@@ -119,3 +125,19 @@ class LocalSPCS:
         again.images = self.images
         again.catalog.image_store = self.images
         return again
+
+
+@contextlib.contextmanager
+def serving(spcs: LocalSPCS, directory: Path, poll_seconds: float = 20.0) -> Iterator[str]:
+    """The emulator's front over fakesnow and this catalog, on a free loopback port, in this process."""
+    with front_of(fakesnow_fixes.install(directory), spcs.catalog, spcs.stages, poll_seconds) as front:
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(front, host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        try:
+            wait_for_http(f"http://127.0.0.1:{port}/healthcheck")
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.should_exit = True
+            thread.join(10)

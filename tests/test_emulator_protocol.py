@@ -2,7 +2,6 @@
 long statements answered "in progress" and polled, a repeated request not run twice, session tokens
 for the image registry, and no HTTP 500 whatever the statement."""
 
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -10,14 +9,11 @@ from collections.abc import Iterator
 import pytest
 import requests
 import snowflake.connector
-import uvicorn
 
-from spcs_local.emulator import OAUTH_TOKEN, client_env, connection_params, fakesnow_fixes
-from spcs_local.emulator.front import Front
-from spcs_local.processes import free_port, wait_for_http
+from spcs_local.emulator import OAUTH_TOKEN, client_env, connection_params
 
 from .conftest import ROOT
-from .fakes import FakeBackend, LocalSPCS
+from .fakes import FakeBackend, LocalSPCS, serving
 
 JOB_SPEC = (ROOT / "tutorial-2-job" / "my_job_spec.yaml").read_text()
 SLOW_JOB_SECONDS = 2.0
@@ -32,17 +28,8 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Lo
     spcs.sql("CREATE COMPUTE POOL tutorial_compute_pool MIN_NODES=1 MAX_NODES=1 INSTANCE_FAMILY=CPU_X64_XS")
     spcs.sql("CREATE IMAGE REPOSITORY tutorial_repository")
     spcs.images.pushed.add("tutorial_db/data_schema/tutorial_repository/my_job_image:latest")
-    front = Front(fakesnow_fixes.install(directory / "snowflake"), spcs.statements, poll_seconds=0.3)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(front, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/healthcheck")
-        yield f"http://127.0.0.1:{port}", spcs
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serving(spcs, directory / "snowflake", poll_seconds=0.3) as base:
+        yield base, spcs
 
 
 def connect(base: str) -> snowflake.connector.SnowflakeConnection:

@@ -10,7 +10,7 @@ import shlex
 from pathlib import Path
 
 from spcs_local.emulator import client_env
-from spcs_local.emulator.server import serve
+from spcs_local.emulator.server import parse_external_service, serve
 
 
 def main() -> None:
@@ -19,6 +19,14 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765)")
     parser.add_argument("--data-dir", type=Path, default=Path(".local/snowflake"), help="where tables persist")
     parser.add_argument("--registry", help="host:port of the image registry: run SPCS services on Docker")
+    parser.add_argument(
+        "--external-service",
+        action="append",
+        default=[],
+        type=parse_external_service,
+        metavar="NAME:ENDPOINT=URL",
+        help="a service running elsewhere, for service functions: echo_service:echoendpoint=http://...",
+    )
     parser.add_argument("--poll-seconds", type=float, default=20.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -26,7 +34,7 @@ def main() -> None:
     for name, value in client_env(args.port).items():
         print(f"export {name}={shlex.quote(value)}")
     print(flush=True)
-    serve(args.host, args.port, args.data_dir, args.registry, args.poll_seconds)
+    serve(args.host, args.port, args.data_dir, args.registry, args.poll_seconds, tuple(args.external_service))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ import re
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import astuple, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -132,6 +133,7 @@ class Service:
     suspended: bool = False
     failure: str | None = None  # why its containers could not start
     outcome: Outcome | None = None  # a job's end
+    external: dict[str, str] = field(default_factory=dict)  # endpoint -> URL of a service running elsewhere
     created_on: datetime = field(default_factory=now)
     updated_on: datetime = field(default_factory=now)
     resumed_on: datetime | None = None
@@ -205,6 +207,7 @@ class Catalog:
         self.repositories: dict[str, ImageRepository] = {}
         self.services: dict[str, Service] = {}
         self.functions: dict[str, ServiceFunction] = {}
+        self.on_functions_changed: Callable[[], None] = lambda: None
         self.load()
 
     # --- persistence --------------------------------------------------------------------------
@@ -227,7 +230,8 @@ class Catalog:
     def save(self) -> None:
         """Write the whole catalog atomically: a crash leaves the old file or the new one."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        state = {kind: [encode(obj) for obj in getattr(self, kind).values()] for kind in OBJECT_TYPES}
+        state = {kind: [encode(o) for o in getattr(self, kind).values() if not getattr(o, "external", None)]
+                 for kind in OBJECT_TYPES}  # fmt: skip
         state["functions"] = [encode(function) for function in self.functions.values()]
         temporary = self.path.with_suffix(".tmp")
         temporary.write_text(json.dumps(state, indent=1))
@@ -548,6 +552,8 @@ class Catalog:
 
     def view(self, service: Service) -> ServiceView:
         """The service's status as SPCS reports it, from its containers as they run now."""
+        if service.external:
+            return ServiceView(service, "RUNNING", [])
         if service.suspended:
             return ServiceView(service, "SUSPENDED", [])
         if service.outcome:
@@ -608,6 +614,10 @@ class Catalog:
         if function.endpoint.lower() not in [str(e).lower() for e in endpoints]:
             raise invalid(f"SQL compilation error:\nService {service.name} has no endpoint '{function.endpoint}'.")
         key = function_key(function.database, function.schema, function.name, function.arguments)
+        types = [base_type(kind) for _, kind in function.arguments]
+        for other in self.functions.values():
+            if other.name == function.name and [base_type(kind) for _, kind in other.arguments] != types:
+                raise unsupported(f"a second signature for {function.name} (there is {other.signature})")
         with self.lock:
             if key in self.functions:
                 if if_not_exists:
@@ -616,6 +626,7 @@ class Catalog:
                     raise already_exists(function.signature)
             self.functions[key] = function
             self.save()
+        self.on_functions_changed()
         return f"Function {function.name} successfully created."
 
     def drop_function(self, name: ObjectName, types: list[str], if_exists: bool) -> str:
@@ -628,7 +639,32 @@ class Catalog:
                 raise does_not_exist("Function", signature)
             del self.functions[key]
             self.save()
+        self.on_functions_changed()
         return f"{name.name} successfully dropped."
+
+    def function_named(self, name: ObjectName) -> ServiceFunction | None:
+        """The service function of that name (the local SPCS keeps one signature a name)."""
+        return next((f for f in self.functions.values() if (f.database, f.schema, f.name) == astuple(name)), None)
+
+    def endpoint_url(self, function: ServiceFunction) -> str:
+        """Where the function's service answers on its endpoint, as the host reaches it."""
+        service = self.service(ObjectName(*function.service.split(".")))
+        if function.endpoint in service.external:
+            return service.external[function.endpoint]
+        view = self.view(service)
+        endpoint = next(e for e in service.document["spec"].get("endpoints") or [] if e["name"] == function.endpoint)
+        host_ports = {port: host for state in view.containers for port, host in state.ports.items()}
+        if view.status != "RUNNING" or endpoint.get("port") not in host_ports:
+            raise invalid(f"Service function {function.name}: service {service.name} is {view.status}, not READY.")
+        return f"http://127.0.0.1:{host_ports[endpoint['port']]}"
+
+    def register_external_service(self, name: ObjectName, endpoints: dict[str, str]) -> None:
+        """A service that runs elsewhere (`make demo` runs the Echo service as a process): listed, callable
+        through its endpoints, never persisted."""
+        spec = {"spec": {"containers": [], "endpoints": [{"name": endpoint} for endpoint in endpoints]}}
+        self.services[str(name)] = Service(
+            name.database, name.schema, name.name, compute_pool="", spec=json.dumps(spec), owner="", external=endpoints
+        )
 
     # --- specs to workloads ---------------------------------------------------------------------
 

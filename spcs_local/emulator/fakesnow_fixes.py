@@ -8,32 +8,51 @@ doesn't answer itself. The fixes, for what the tutorials and Snowpark send:
 - `PUT file:///dir/*.yaml` (`snow stage copy` with a glob) quoted, so that `/*` is no comment;
 - `current_warehouse()` and `current_role()` answered with the session's own values;
 - a column named like the tutorial's unaliased literal (`'hello'`) no longer breaks fakesnow's catalog;
-- Snowpark's `system$cancel_all_queries` on close, answered without fakesnow (its session is busy).
+- Snowpark's `system$cancel_all_queries` on close, answered without fakesnow (its session is busy);
+- service functions, as DuckDB functions that call the service (service_functions.py does the calling),
+  with the unused-columns optimizer off, so that `count(*)` over a call still makes the call, as in
+  Snowflake.
 """
 
 import contextlib
+import inspect
 import re
 import shutil
 import warnings
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from spcs_local.emulator.catalog import ObjectName
+from spcs_local.emulator.catalog import ObjectName, ServiceFunction
 from spcs_local.emulator.results import SnowflakeError
+from spcs_local.emulator.service_functions import json_argument, sql_type
+
+Invoke = Callable[[str, list[list[Any]]], list[Any]]  # (call id, rows) -> results
+ARROW_TYPES: dict[str, Callable[[Any], Any]] = {
+    "VARCHAR": lambda pa: pa.string(),
+    "JSON": lambda pa: pa.string(),
+    "BIGINT": lambda pa: pa.int64(),
+    "DOUBLE": lambda pa: pa.float64(),
+    "BOOLEAN": lambda pa: pa.bool_(),
+}
 
 CANCEL_ALL_QUERIES = re.compile(r"^\s*select\s+system\$cancel_all_queries\b", re.I)
 CREATE_IF_NOT_EXISTS = re.compile(r"^(\s*CREATE\s+(?:\w+\s+)*?TABLE)\s+(.+?)\s+IF\s+NOT\s+EXISTS\s*\(", re.I | re.S)
 CONTEXT_FUNCTION = re.compile(r"\bcurrent_(warehouse|role)\s*\(\s*\)", re.I)
+UDF_FAILURE = re.compile(r"Python exception occurred while executing the UDF: \w+: (.*)", re.S)
 UNQUOTED_PUT_SOURCE = re.compile(r"^(\s*put\s+)(file://\S+)", re.I)
 
 
 def install(data_dir: Path) -> Any:
     """Set fakesnow up to keep its data under `data_dir`; returns its ASGI app."""
     # Imported here: fakesnow makes a temp folder on import, which only the server needs.
+    import duckdb
+    import fakesnow.cursor
     import fakesnow.info_schema
     import fakesnow.server
     import fakesnow.transforms.show
     import fakesnow.transforms.stage
+    import snowflake.connector.errors
     from fakesnow.instance import GLOBAL_DATABASE_NAME, FakeSnow
 
     insert_text_lengths_sql = fakesnow.info_schema.insert_text_lengths_sql
@@ -48,6 +67,21 @@ def install(data_dir: Path) -> Any:
     shared.duck_conn.execute(f"ATTACH '{(data_dir / '_fs_global.duckdb').resolve()}' AS {GLOBAL_DATABASE_NAME}")
     shared.duck_conn.execute(fakesnow.info_schema.fs_global_creation_sql())
     shared.duck_conn.execute(fakesnow.transforms.show.fs_global_creation_sql())
+    shared.duck_conn.execute("SET GLOBAL disabled_optimizers = 'unused_columns'")
+    cursor_execute = fakesnow.cursor.FakeSnowflakeCursor._execute
+
+    def execute_with_function_errors(self: Any, *args: Any, **kwargs: Any) -> Any:
+        # A service function's failure is the query's error, in the function's own words.
+        try:
+            return cursor_execute(self, *args, **kwargs)
+        except duckdb.InvalidInputException as error:
+            if match := UDF_FAILURE.search(str(error)):
+                raise snowflake.connector.errors.ProgrammingError(
+                    msg=match[1], errno=100351, sqlstate="P0001"
+                ) from None
+            raise
+
+    fakesnow.cursor.FakeSnowflakeCursor._execute = execute_with_function_errors
     fakesnow.server.shared_fs = shared
     stages = data_dir / "stages"
     stages.mkdir(exist_ok=True)
@@ -98,3 +132,56 @@ class StageFiles:
                 f"(PUT file://{Path(path).name} @{stage.name} AUTO_COMPRESS=FALSE, or snow stage copy)."
             )
         return file.read_text()
+
+
+class DuckFunctions:
+    """Service functions as DuckDB functions of fakesnow's shared database, one per name."""
+
+    def __init__(self, invoke: Invoke) -> None:
+        import fakesnow.server
+
+        self.connection, self.invoke = fakesnow.server.shared_fs.duck_conn, invoke
+        self.registered: dict[str, tuple] = {}  # name -> the signature it was registered with
+
+    def sync(self, functions: Iterable[ServiceFunction]) -> None:
+        wanted = {}
+        for function in functions:
+            wanted.setdefault(function.name, (tuple(kind for _, kind in function.arguments), function.returns))
+        for name in [name for name in self.registered if wanted.get(name) != self.registered[name]]:
+            self.connection.remove_function(name)
+            del self.registered[name]
+        for name, (arguments, returns) in wanted.items():
+            if name not in self.registered:
+                parameters = [*(sql_type(kind) for kind in arguments), "VARCHAR"]  # and the call id
+                self.connection.create_function(
+                    name, self.call_for(arguments, returns), parameters, sql_type(returns),
+                    type="arrow", null_handling="special", side_effects=True,
+                )  # fmt: skip
+                self.registered[name] = (arguments, returns)
+
+    def call_for(self, arguments: tuple[str, ...], returns: str) -> Callable[..., Any]:
+        """DuckDB hands the function a chunk of rows at a time (up to 2048), as Arrow columns; the last
+        column is the call id that the statement layer added."""
+        import pyarrow
+
+        to_json = [json_argument(kind) for kind in arguments]
+        arrow_type = ARROW_TYPES[sql_type(returns)](pyarrow)
+
+        def call(*columns: Any) -> Any:
+            call_id = columns[-1][0].as_py()
+            values = [column.to_pylist() for column in columns[:-1]]
+            rows = [[convert(v) for convert, v in zip(to_json, row, strict=True)] for row in zip(*values, strict=True)]
+            return pyarrow.array(self.invoke(call_id, rows), type=arrow_type)
+
+        # DuckDB counts a Python function's parameters from its signature.
+        positional = inspect.Parameter.POSITIONAL_ONLY
+        call.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            [inspect.Parameter(f"column_{n}", positional) for n in range(len(arguments) + 1)]
+        )
+        return call
+
+    def close(self) -> None:
+        """Unregister them all: a DuckDB function left at exit makes the interpreter complain."""
+        for name in list(self.registered):
+            self.connection.remove_function(name)
+        self.registered.clear()

@@ -25,8 +25,9 @@ from urllib.parse import parse_qsl
 
 import anyio.to_thread
 
-from spcs_local.emulator import OAUTH_TOKEN, PASSWORD, ROLE, USER, fakesnow_fixes
+from spcs_local.emulator import ACCOUNT, OAUTH_TOKEN, PASSWORD, ROLE, USER, fakesnow_fixes
 from spcs_local.emulator.results import Result, SnowflakeError, json_value
+from spcs_local.emulator.service_functions import CallContext, Caller
 from spcs_local.emulator.statements import Context, Statements
 
 Receive = Callable[[], Awaitable[dict]]
@@ -53,8 +54,8 @@ class Session:
 
 
 class Front:
-    def __init__(self, fakesnow_app: Any, statements: Statements, poll_seconds: float = 20.0) -> None:
-        self.app, self.statements, self.poll_seconds = fakesnow_app, statements, poll_seconds
+    def __init__(self, fakesnow_app: Any, statements: Statements, caller: Caller, poll_seconds: float = 20.0) -> None:
+        self.app, self.statements, self.caller, self.poll_seconds = fakesnow_app, statements, caller, poll_seconds
         self.sessions: dict[str, Session] = {}
         self.queries: OrderedDict[str, asyncio.Task] = OrderedDict()
         self.requests: dict[str, str] = {}  # request id -> query id
@@ -150,8 +151,15 @@ class Front:
             await reply(send, 200, error_body(error))
             return
         if run is None:
-            body["sqlText"] = fakesnow_fixes.rewrite(sql, session.warehouse, session.role)
-            await self.forward(scope, json.dumps(body).encode(), send, sql)
+            query_id = str(uuid.uuid4())
+            for_fakesnow, calls = self.statements.service_function_calls(sql, context, query_id)
+            body["sqlText"] = fakesnow_fixes.rewrite(for_fakesnow, session.warehouse, session.role)
+            self.caller.open(CallContext(query_id, session.user, session.role, context.database, context.schema,
+                                         session.warehouse, ACCOUNT), calls)  # fmt: skip
+            try:
+                await self.forward(scope, json.dumps(body).encode(), send, sql)
+            finally:
+                self.caller.close(calls)
             return
 
         def execute() -> tuple[Result, Context]:

@@ -7,24 +7,36 @@ as host.docker.internal. Stopping it (SIGTERM, SIGINT) removes every container a
 the catalog stays, and the services come back when it starts again.
 """
 
+import contextlib
 import hashlib
 import socket
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
-from spcs_local.emulator import ACCOUNT, OAUTH_TOKEN, fakesnow_fixes
-from spcs_local.emulator.catalog import Catalog, Settings
+from spcs_local.emulator import ACCOUNT, DATABASE, OAUTH_TOKEN, SCHEMA, fakesnow_fixes
+from spcs_local.emulator.catalog import Catalog, ObjectName, Settings
 from spcs_local.emulator.docker_backend import DockerBackend
 from spcs_local.emulator.front import Front
 from spcs_local.emulator.registry import Registry
-from spcs_local.emulator.statements import Statements
+from spcs_local.emulator.service_functions import Caller
+from spcs_local.emulator.statements import StageFiles, Statements
 
 CONTAINER_HOST = "host.docker.internal"  # how containers name the emulator (SNOWFLAKE_HOST)
 
 
-def serve(host: str, port: int, data_dir: Path, registry: str | None = None, poll_seconds: float = 20.0) -> None:
-    """Serve until SIGINT or SIGTERM."""
+def serve(
+    host: str,
+    port: int,
+    data_dir: Path,
+    registry: str | None = None,
+    poll_seconds: float = 20.0,
+    external_services: tuple[tuple[ObjectName, dict[str, str]], ...] = (),
+) -> None:
+    """Serve until SIGINT or SIGTERM. An external service, `name:endpoint=url`, is a service that runs
+    elsewhere (`make demo` runs the Echo service as a process), callable by service functions."""
     app = fakesnow_fixes.install(data_dir)
     spcs_dir = data_dir / "spcs"
     spcs_dir.mkdir(parents=True, exist_ok=True)
@@ -34,24 +46,52 @@ def serve(host: str, port: int, data_dir: Path, registry: str | None = None, pol
     backend = DockerBackend.connect(instance_of(data_dir)) if registry else None
     settings = Settings(ACCOUNT, CONTAINER_HOST, port, str(token_file.resolve()), {CONTAINER_HOST: "host-gateway"})
     catalog = Catalog(spcs_dir / "catalog.json", backend, Registry(registry) if registry else None, settings)
+    for name, endpoints in external_services:
+        catalog.register_external_service(name, endpoints)
     addresses = [host]
     gateway = backend.gateway() if backend else None
     if gateway and host in ("127.0.0.1", "localhost"):
         addresses.append(gateway)
     sockets = [listen(address, port) for address in addresses]
-    server = uvicorn.Server(uvicorn.Config(Front(app, Statements(catalog, fakesnow_fixes.StageFiles()), poll_seconds),
-                                          log_level="warning", timeout_graceful_shutdown=2))  # fmt: skip
-    catalog.reconcile()
+    with front_of(app, catalog, fakesnow_fixes.StageFiles(), poll_seconds) as front:
+        server = uvicorn.Server(uvicorn.Config(front, log_level="warning", timeout_graceful_shutdown=2))
+        catalog.reconcile()
+        try:
+            server.run(sockets=sockets)
+        finally:
+            if backend:
+                backend.close()
+
+
+@contextlib.contextmanager
+def front_of(app: Any, catalog: Catalog, stages: StageFiles, poll_seconds: float) -> Iterator[Front]:
+    """The Snowflake front over fakesnow's app and the catalog, with the catalog's service functions
+    callable in SQL, for as long as the block runs."""
+    caller = Caller(catalog.endpoint_url)
+    functions = fakesnow_fixes.DuckFunctions(caller.invoke)
+    catalog.on_functions_changed = lambda: functions.sync(list(catalog.functions.values()))
+    catalog.on_functions_changed()
     try:
-        server.run(sockets=sockets)
+        yield Front(app, Statements(catalog, stages), caller, poll_seconds)
     finally:
-        if backend:
-            backend.close()
+        functions.close()
+        caller.shutdown()
 
 
 def instance_of(data_dir: Path) -> str:
     """The label on what one local SPCS starts on Docker: its data dir's, so that two never mix."""
     return hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:8]
+
+
+def parse_external_service(text: str) -> tuple[ObjectName, dict[str, str]]:
+    """`echo_service:echoendpoint=http://127.0.0.1:8001`, the name in TUTORIAL_DB.DATA_SCHEMA unless qualified."""
+    name, _, endpoint = text.partition(":")
+    endpoint_name, _, url = endpoint.partition("=")
+    parts = [part.upper() for part in name.split(".")]
+    if not url.startswith("http://") or not endpoint_name or not 1 <= len(parts) <= 3:
+        raise ValueError(f"write it as name:endpoint=http://host:port, not {text!r}")
+    full = [DATABASE, SCHEMA][: 3 - len(parts)] + parts
+    return ObjectName(*full), {endpoint_name.lower(): url.rstrip("/")}
 
 
 def listen(address: str, port: int) -> socket.socket:

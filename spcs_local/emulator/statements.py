@@ -9,7 +9,7 @@ which fakesnow runs. It knows nothing of Docker.
 import itertools
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -58,22 +58,24 @@ class Token:
     text: str
     value: str  # a string's or a quoted name's contents; a word in uppercase
     line: int
-    position: int
+    position: int  # in its line
+    start: int  # in the statement
 
 
-def tokenize(sql: str) -> list[Token]:
-    tokens, at = [], 0
+def tokens(sql: str) -> Iterator[Token]:
+    """The statement's tokens, one at a time: most statements are known by their first words."""
+    at, line, line_start = 0, 1, 0
     while at < len(sql):
         match = TOKEN.match(sql, at)
         if not match:
-            raise position_error(sql, at, sql[at : at + 10])
+            raise syntax_error(line, at - line_start, sql[at : at + 10])
         kind, text = match.lastgroup or "", match.group()
         if kind != "space":
-            line = sql.count("\n", 0, at) + 1
-            tokens.append(Token(kind, text, decode(kind, text), line, at - (sql.rfind("\n", 0, at) + 1)))
+            yield Token(kind, text, decode(kind, text), line, at - line_start, at)
+        if "\n" in text:
+            line, line_start = line + text.count("\n"), at + text.rindex("\n") + 1
         at = match.end()
-    tokens.append(Token("end", "", "", sql.count("\n") + 1, len(sql) - (sql.rfind("\n") + 1)))
-    return tokens
+    yield Token("end", "", "", line, at - line_start, at)
 
 
 def decode(kind: str, text: str) -> str:
@@ -88,30 +90,31 @@ def decode(kind: str, text: str) -> str:
     return text
 
 
-def position_error(sql: str, at: int, near: str) -> SnowflakeError:
-    line = sql.count("\n", 0, at) + 1
-    return syntax_error(line, at - (sql.rfind("\n", 0, at) + 1), near)
-
-
 class Parser:
     def __init__(self, sql: str) -> None:
-        self.tokens, self.at = tokenize(sql), 0
+        self.stream, self.tokens, self.at = tokens(sql), [], 0
 
     def peek(self, ahead: int = 0) -> Token:
+        while len(self.tokens) <= self.at + ahead and (not self.tokens or self.tokens[-1].kind != "end"):
+            self.tokens.append(next(self.stream))
         return self.tokens[min(self.at + ahead, len(self.tokens) - 1)]
 
     def next(self) -> Token:
         token = self.peek()
-        self.at = min(self.at + 1, len(self.tokens) - 1)
+        if token.kind != "end":
+            self.at += 1
         return token
+
+    def rest(self) -> list[Token]:
+        self.tokens.extend(self.stream)
+        return self.tokens[self.at :]
 
     def at_words(self, *words: str) -> bool:
         return all(self.peek(i).kind == "word" and self.peek(i).value == word for i, word in enumerate(words))
 
     def ahead(self, word: str, punct: str) -> bool:
         """Whether `word` followed by `punct` comes anywhere further on."""
-        rest = self.tokens[self.at :]
-        return any(t.kind == "word" and t.value == word and n.text == punct for t, n in itertools.pairwise(rest))
+        return any(t.kind == "word" and t.value == word and n.text == punct for t, n in itertools.pairwise(self.rest()))
 
     def accept(self, *words: str) -> bool:
         if self.at_words(*words):
@@ -145,7 +148,7 @@ class Parser:
             raise self.error()
 
     def skip_rest(self) -> None:
-        self.at = len(self.tokens) - 1
+        self.at = len(self.rest()) + self.at - 1
 
     def name_parts(self) -> list[str]:
         """A possibly qualified name, or IDENTIFIER('db.schema.name')."""
@@ -270,6 +273,48 @@ class Statements:
             "SELECT": self.parse_select,
             "CALL": self.parse_call,
         }
+
+    def service_function_calls(
+        self, sql: str, context: Context, query_id: str
+    ) -> tuple[str, dict[str, ServiceFunction]]:
+        """The statement for fakesnow, each call of a service function given a call id as its last argument
+        (and its qualification dropped): the call id tells the running function whose call it is, whichever
+        of DuckDB's threads runs it. Returns the statement and the functions by call id."""
+        names = {function.name for function in self.catalog.functions.values()}
+        if not any(name in sql.upper() for name in names):
+            return sql, {}
+        try:
+            found = list(tokens(sql))
+        except SnowflakeError:
+            return sql, {}  # fakesnow will say what is wrong with it
+        edits: list[tuple[int, int, str]] = []
+        calls: dict[str, ServiceFunction] = {}
+        for index, token in enumerate(found[:-1]):
+            if token.kind != "word" or token.value not in names or found[index + 1].text != "(":
+                continue
+            first = index
+            while first >= 2 and found[first - 1].text == "." and found[first - 2].kind in ("word", "quoted"):
+                first -= 2
+            parts = [t.value for t in found[first : index + 1 : 2]]
+            try:
+                function = self.catalog.function_named(resolve(parts, context))
+            except SnowflakeError:
+                continue
+            if function is None:
+                continue
+            close, depth = index + 1, 0
+            for close in range(index + 1, len(found)):
+                depth += {"(": 1, ")": -1}.get(found[close].text, 0)
+                if depth == 0:
+                    break
+            call_id = f"{query_id}:{len(calls)}"
+            calls[call_id] = function
+            empty = found[close - 1].text == "("
+            edits += [(found[first].start, token.start, ""), (found[close].start, found[close].start,
+                      f"{'' if empty else ', '}'{call_id}'")]  # fmt: skip
+        for start, end, text in sorted(edits, reverse=True):
+            sql = sql[:start] + text + sql[end:]
+        return sql, calls
 
     def parse(self, sql: str) -> Run | None:
         """What to run for a statement the local SPCS answers; None for one fakesnow runs."""
@@ -508,6 +553,8 @@ class Statements:
         parser.expect("AS")
         path = parser.string()
         parser.end()
+        if not arguments:
+            raise unsupported("a service function without arguments")
         for required in ("SERVICE", "ENDPOINT"):
             if required not in options:
                 raise invalid(f"SQL compilation error:\nMissing option '{required}' for a service function.")
@@ -767,7 +814,10 @@ class Statements:
         rows = []
         for endpoint in view.service.document["spec"].get("endpoints") or []:
             port, public = endpoint.get("port"), bool(endpoint.get("public", False))
-            if not public:
+            if endpoint["name"] in view.service.external:  # a service running elsewhere: where it answers
+                url = view.service.external[endpoint["name"]].split("://")[-1]
+                port, public = int(url.rsplit(":", 1)[1]), True
+            elif not public:
                 url = None
             elif view.status == "RUNNING" and port in host_ports:
                 url = f"127.0.0.1:{host_ports[port]}"
