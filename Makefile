@@ -47,7 +47,7 @@ $(VENV)/.installed: pyproject.toml $(APP_REQUIREMENTS)
 	@touch $@
 
 demo: venv ## Run the tutorials' whole flow offline: no account, no Docker
-	$(PY) -m spcs_local.demo --local-dir $(LOCAL_DIR)
+	$(PY) -m spcs_local.demo --local-dir $(LOCAL_DIR)/demo
 
 test: venv ## Run every test
 	$(PY) -m pytest

@@ -1,28 +1,43 @@
-"""`make demo`: the tutorials' whole flow, offline, in one command.
+"""`make demo`: the tutorials' whole flow, offline, in one command, with no Docker.
 
-It starts the embedded Snowflake emulator and the Echo service on free loopback ports, then runs
-Tutorial 1's service-function call, Tutorial 3's job and Tutorial 2's job as processes, and shows
-the `results` table. Everything it starts is stopped on success, failure, Ctrl-C or SIGTERM.
+It starts the Echo service and the embedded Snowflake emulator on free loopback ports, the emulator
+told where the Echo service answers (`--external-service echo_service:echoendpoint=http://...`), then:
+
+- runs Tutorial 1's SQL from echo-service/sql/ statement by statement, as Snowsight would, showing
+  each result: `my_echo_udf` is a service function, so the emulator sends its rows to the Echo
+  service in batches, as Snowflake does;
+- runs Tutorial 3's and Tutorial 2's jobs as processes, with the variables SPCS injects;
+- shows the `results` table.
+
+Everything it starts is stopped on success, failure, Ctrl-C or SIGTERM. Its data is kept apart from
+the local SPCS's, under .local/demo.
 """
 
 import argparse
 import contextlib
-import json
+import io
 import os
+import signal
 import subprocess
 import sys
-import urllib.request
+import threading
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import snowflake.connector
 import snowflake.connector.errors
+from snowflake.connector.util_text import split_statements
 
 from spcs_local.emulator import client_env, connection_params
-from spcs_local.processes import free_port, stop, stop_on_sigterm, wait_for_http
+from spcs_local.processes import free_port, stop, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = 5
 TUTORIAL_QUERY = "select current_time() as time,'hello'"
+# Nothing leaves the machine: the connector's cloud platform detection is off, here and in the jobs.
+LOCAL_ONLY = {"SNOWFLAKE_DISABLE_PLATFORM_DETECTION": "true"}
+STOPPED = threading.Event()
 
 
 class DemoFailed(Exception):
@@ -36,40 +51,58 @@ def header(step: int, text: str) -> None:
 def start(stack: contextlib.ExitStack, name: str, args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     """Start a server in the background, logging to `log`; the stack stops it by PID."""
     with log.open("w") as out:
-        process = subprocess.Popen(args, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            args, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, preexec_fn=restore_sigint
+        )
     stack.callback(stop, process)
     print(f"started the {name} (pid {process.pid}), log in {log}", flush=True)
     return process
 
 
+def restore_sigint() -> None:
+    """A child gets Ctrl-C again, even when the demo itself was started with SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def stop_on_ctrl_c_and_sigterm() -> None:
+    """Ctrl-C or SIGTERM stops the demo, however it was started (a background job ignores SIGINT)."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        STOPPED.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def run(name: str, args: list[str], env: dict[str, str]) -> None:
     """Run one tutorial's job in the foreground, its log shown as it comes."""
-    job = subprocess.run(args, env={**os.environ, **env}, check=False)
+    job = subprocess.run(args, env={**os.environ, **env}, check=False, preexec_fn=restore_sigint)
+    if STOPPED.is_set():  # the job got the Ctrl-C too, and may have ended before the demo heard of it
+        raise KeyboardInterrupt
     if job.returncode != 0:
         raise DemoFailed(f"{name} exited with code {job.returncode}")
 
 
-def call_like_my_echo_udf(echo_url: str, messages: list[str]) -> None:
-    """POST a batch as Snowflake does for `SELECT my_echo_udf(message_text) FROM messages`."""
-    body = json.dumps({"data": [[i, text] for i, text in enumerate(messages)]}).encode()
-    request = urllib.request.Request(f"{echo_url}/echo", body, {"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as reply:
-        rows = json.load(reply)["data"]
-    print_table(
-        ["MESSAGE_TEXT", "MY_ECHO_UDF(MESSAGE_TEXT)"],
-        [[text, echoed] for text, (_, echoed) in zip(messages, rows, strict=True)],
-    )
+def statements(file: Path) -> list[str]:
+    """A SQL file's statements, as Snowsight runs them one by one."""
+    return [text for text, _ in split_statements(io.StringIO(file.read_text()), remove_comments=True)]
 
 
-def print_results(env: dict[str, str]) -> None:
-    with snowflake.connector.connect(**connection_params(env)) as connection:
-        cursor = connection.cursor().execute("SELECT * FROM results")
-        print_table([column.name for column in cursor.description], cursor.fetchall())
+def show(cursor: Any, statement: str) -> None:
+    """Run a statement and show it with its result, as Snowsight does."""
+    print(f"\n> {statement}", flush=True)
+    rows = cursor.execute(statement).fetchall()
+    columns = [column.name for column in cursor.description]
+    if columns == ["status"] and len(rows) == 1:
+        print(rows[0][0], flush=True)
+    else:
+        print_table(columns, rows)
 
 
 def print_table(columns: list[str], rows: list) -> None:
     """Rows as Snowsight's result grid shows them: a column per field, a line per row."""
-    cells = [columns, *([str(value) for value in row] for row in rows)]
+    cells = [columns, *(["NULL" if value is None else str(value) for value in row] for row in rows)]
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
     rule = "+" + "+".join("-" * (width + 2) for width in widths) + "+"
     print(rule)
@@ -84,40 +117,44 @@ def demo(local_dir: Path) -> None:
     logs = local_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     snowflake_port, echo_port = free_port(), free_port()
-    snowflake_env = client_env(snowflake_port)
+    snowflake_env = {**client_env(snowflake_port), **LOCAL_ONLY}
     echo_url = f"http://127.0.0.1:{echo_port}"
     python = sys.executable
+    os.environ.update(LOCAL_ONLY)
 
     with contextlib.ExitStack() as stack:
-        header(1, "start the embedded Snowflake emulator and the Echo service (Tutorial 1) as Bob")
-        emulator = start(
-            stack,
-            f"Snowflake emulator on 127.0.0.1:{snowflake_port}",
-            [
-                python,
-                "-m",
-                "spcs_local.emulator",
-                "--port",
-                str(snowflake_port),
-                "--data-dir",
-                str(local_dir / "snowflake"),
-            ],
-            {},
-            logs / "snowflake.log",
-        )
+        header(1, "start the Echo service (Tutorial 1) as Bob, and the embedded Snowflake emulator")
+        echo_log = logs / "echo-service.log"
         echo = start(
             stack,
             f"Echo service on {echo_url}",
             [python, str(ROOT / "echo-service" / "echo_service.py")],
             {"SERVER_HOST": "127.0.0.1", "SERVER_PORT": str(echo_port), "CHARACTER_NAME": "Bob", "SERVER_WORKERS": "1"},
-            logs / "echo-service.log",
+            echo_log,
         )
+        emulator = start(
+            stack,
+            f"Snowflake emulator on 127.0.0.1:{snowflake_port}, where echo_service's endpoint is {echo_url}",
+            [python, "-m", "spcs_local.emulator", "--port", str(snowflake_port), "--data-dir",
+             str(local_dir / "snowflake"), "--external-service", f"echo_service:echoendpoint={echo_url}"],
+            {},
+            logs / "snowflake.log",
+        )  # fmt: skip
         wait_for_http(f"{echo_url}/healthcheck", echo)
         wait_for_http(f"http://127.0.0.1:{snowflake_port}/healthcheck", emulator)
         print("both are ready", flush=True)
 
-        header(2, "Tutorial 1: SELECT my_echo_udf(message_text) FROM messages, as a service-function call")
-        call_like_my_echo_udf(echo_url, ["Thank you", "Hello", "Hello World"])
+        header(2, "Tutorial 1's SQL, from echo-service/sql/: my_echo_udf sends its rows to the Echo service")
+        connection = stack.enter_context(snowflake.connector.connect(**connection_params(snowflake_env)))
+        cursor = connection.cursor()
+        sql = ROOT / "echo-service" / "sql"
+        for statement in statements(sql / "create_service.sql"):
+            if "FUNCTION" in statement.split("(")[0].upper():  # the service runs as a process (step 1)
+                show(cursor, statement)
+        for statement in statements(sql / "use_service.sql"):
+            show(cursor, statement)
+        batches = [line for line in echo_log.read_text().splitlines() if "] [INFO] Received" in line]
+        print(f"\nThe Echo service's log ({echo_log}) shows each batch it received:", *batches, sep="\n", flush=True)
 
         header(3, "Tutorial 3: the service-to-service job calls the Echo service")
         run(
@@ -133,8 +170,8 @@ def demo(local_dir: Path) -> None:
             snowflake_env,
         )
 
-        header(5, "SELECT * FROM results")
-        print_results(snowflake_env)
+        header(5, "Tutorial 2's result")
+        show(cursor, "SELECT * FROM results")
         print(
             f"\nTables persist in {local_dir / 'snowflake'}: run the demo again for another row, or `make reset-local`."
         )
@@ -142,17 +179,17 @@ def demo(local_dir: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Run the SPCS tutorials' whole flow offline.")
-    parser.add_argument("--local-dir", type=Path, default=Path(".local"), help="where tables and logs go")
+    parser.add_argument("--local-dir", type=Path, default=Path(".local/demo"), help="where tables and logs go")
     args = parser.parse_args()
-    stop_on_sigterm()
+    stop_on_ctrl_c_and_sigterm()
     try:
         demo(args.local_dir)
-    except (DemoFailed, RuntimeError, OSError, snowflake.connector.errors.Error) as error:
-        print(f"\nDemo failed: {error}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("\nDemo stopped; everything it started is stopped too.", file=sys.stderr)
         return 130
+    except (DemoFailed, RuntimeError, OSError, snowflake.connector.errors.Error) as error:
+        print(f"\nDemo failed: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -257,12 +257,13 @@ class Deploy:
         self.sql("SELECT * FROM results")
 
     def echo_query(self) -> None:
-        self.sql("SELECT my_echo_udf('hello!')")
         self.sql(
+            "SELECT my_echo_udf('hello!');\n"
             "CREATE TABLE IF NOT EXISTS messages (message_text VARCHAR) "
-            "AS (SELECT * FROM (VALUES ('Thank you'), ('Hello'), ('Hello World')))"
+            "AS (SELECT * FROM (VALUES ('Thank you'), ('Hello'), ('Hello World')));\n"
+            "SELECT my_echo_udf(message_text) FROM messages",
+            step="Tutorial 1's queries of my_echo_udf",
         )
-        self.sql("SELECT my_echo_udf(message_text) FROM messages")
 
     def endpoints(self) -> None:
         out = self.snow(

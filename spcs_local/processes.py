@@ -9,7 +9,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
-from types import FrameType
 from typing import Any, Protocol
 
 
@@ -43,15 +42,6 @@ def wait_for_http(url: str, process: Pollable | None = None, timeout: float = 30
         if time.monotonic() > deadline:
             raise TimeoutError(f"{url} was not ready within {timeout:.0f} s")
         time.sleep(0.1)
-
-
-def stop_on_sigterm() -> None:
-    """Treat SIGTERM as Ctrl-C, so that `with` blocks stop what they started either way."""
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
 
 
 def stop(process: subprocess.Popen, timeout: float = 10.0) -> int:

@@ -27,9 +27,21 @@ def test_make_demo_runs_the_whole_flow_and_leaves_nothing_running(tmp_path) -> N
     )
 
     assert demo.returncode == 0, demo.stdout + demo.stderr
+    # Tutorial 1's query, through the emulator's batching, and the batch as the Echo service logged it.
+    query = demo.stdout.split("> SELECT my_echo_udf(message_text) FROM messages;\n")[1]
+    assert query.splitlines()[:7] == [
+        "+---------------------------+",
+        "| MY_ECHO_UDF(MESSAGE_TEXT) |",
+        "+---------------------------+",
+        "| Bob said Thank you        |",
+        "| Bob said Hello            |",
+        "| Bob said Hello World      |",
+        "+---------------------------+",
+    ]
+    assert "] [INFO] Received 3 rows" in demo.stdout
     assert "Received response from" in demo.stdout and ": Bob said Hello" in demo.stdout
     assert "job-tutorial - INFO - Job finished" in demo.stdout
-    results = demo.stdout.split("SELECT * FROM results")[1]
+    results = demo.stdout.split("> SELECT * FROM results")[1]
     assert re.search(r"^\| \d\d:\d\d:\d\d\.\d+ +\| hello +\|$", results, re.M)
     pids = started_pids(demo.stdout)
     assert len(pids) == 2

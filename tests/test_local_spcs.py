@@ -100,6 +100,16 @@ def test_make_results_shows_the_jobs_row(local: Local) -> None:
     assert "| hello   |" in results.stdout
 
 
+def test_make_echo_query_calls_the_echo_service_through_its_function(local: Local) -> None:
+    queried = local.make("echo-query")
+
+    assert queried.returncode == 0, queried.stderr
+    answers = queried.stdout.split("SELECT my_echo_udf(message_text) FROM messages")[-1]
+    assert [line.strip("| ").strip() for line in answers.splitlines() if "Bob said" in line] == [
+        "Bob said Thank you", "Bob said Hello", "Bob said Hello World",
+    ]  # fmt: skip
+
+
 def test_snow_shows_the_echo_service_running(local: Local) -> None:
     containers = local.snow("spcs", "service", "list-containers", "echo_service", "--format", "JSON")
 

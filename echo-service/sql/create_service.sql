@@ -17,7 +17,8 @@ SELECT SYSTEM$WAIT_FOR_SERVICES(300, 'echo_service');
 SHOW SERVICES;
 DESCRIBE SERVICE echo_service;
 
-CREATE FUNCTION my_echo_udf (InputText varchar)
+-- OR REPLACE, so that the file can run again (the tutorial writes CREATE FUNCTION).
+CREATE OR REPLACE FUNCTION my_echo_udf (InputText varchar)
   RETURNS varchar
   SERVICE=echo_service
   ENDPOINT=echoendpoint

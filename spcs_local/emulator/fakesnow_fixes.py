@@ -16,6 +16,7 @@ doesn't answer itself. The fixes, for what the tutorials and Snowpark send:
 
 import contextlib
 import inspect
+import json
 import re
 import shutil
 import warnings
@@ -97,6 +98,19 @@ def rewrite(sql: str, warehouse: str | None, role: str) -> str:
     sql = CREATE_IF_NOT_EXISTS.sub(r"\1 IF NOT EXISTS \2 (", sql, count=1)
     sql = UNQUOTED_PUT_SOURCE.sub(lambda m: m[1] + sql_string(m[2]), sql, count=1)
     return CONTEXT_FUNCTION.sub(lambda m: sql_string(values[m.group(1).lower()]), sql)
+
+
+def without_call_ids(answer: bytes, call_ids: Iterable[str]) -> bytes:
+    """Result columns named as Snowflake names them, MY_ECHO_UDF(MESSAGE_TEXT), without the call ids
+    the statement layer added to the calls."""
+    ids = [call_id for call_id in call_ids if call_id.encode() in answer]
+    if not ids:
+        return answer
+    body = json.loads(answer)
+    for column in (body.get("data") or {}).get("rowtype") or []:
+        if any(call_id in column["name"] for call_id in ids):
+            column["name"] = re.sub(r",?\s*'(" + "|".join(map(re.escape, ids)) + r")'", "", column["name"]).upper()
+    return json.dumps(body).encode()
 
 
 def sql_string(value: str | None) -> str:

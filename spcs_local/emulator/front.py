@@ -18,7 +18,7 @@ import logging
 import re
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -157,7 +157,7 @@ class Front:
             self.caller.open(CallContext(query_id, session.user, session.role, context.database, context.schema,
                                          session.warehouse, ACCOUNT), calls)  # fmt: skip
             try:
-                await self.forward(scope, json.dumps(body).encode(), send, sql)
+                await self.forward(scope, json.dumps(body).encode(), send, sql, calls)
             finally:
                 self.caller.close(calls)
             return
@@ -206,7 +206,9 @@ class Front:
             for request_id in [r for r, q in self.requests.items() if q == query_id]:
                 del self.requests[request_id]
 
-    async def forward(self, scope: dict, body: bytes, send: Send, sql: str | None = None) -> None:
+    async def forward(
+        self, scope: dict, body: bytes, send: Send, sql: str | None = None, calls: Iterable[str] = ()
+    ) -> None:
         """Let fakesnow answer; its failures become Snowflake errors naming the statement."""
         try:
             status, headers, answer = await call(self.app, with_body(scope, body), body)
@@ -223,7 +225,7 @@ class Front:
             )
             await reply(send, 200, error_body(failure))
             return
-        await reply(send, status, answer, headers)
+        await reply(send, status, fakesnow_fixes.without_call_ids(answer, calls), headers)
 
 
 # --- the wire format ------------------------------------------------------------------------------
