@@ -1,7 +1,10 @@
-"""`make bench`, Echo part: the tutorial-style baseline, our service and a yardstick, side by side.
+"""`make bench`, Echo part: the tutorial's Flask server (baseline), a FastAPI peer, our service and a
+yardstick, side by side.
 
-Each server runs on a free loopback port; wrk (bounded by -d) loads each in turn, batch size by batch
-size, for several rounds. Medians over rounds are printed with the ratios ours/baseline and ours/yardstick.
+Each server runs on a free loopback port with one worker, pinned to CPU 0 as on the tutorial's
+CPU_X64_XS pool node, and wrk (bounded by -d) runs on CPU 1. wrk loads each server in turn, batch size
+by batch size, for several rounds. Medians over rounds are printed with ours' ratio to each peer.
+Goals at 100-row batches: >= 5x the tutorial's Flask server and >= 2x FastAPI.
 """
 
 import json
@@ -24,10 +27,14 @@ ROUNDS = int(os.getenv("BENCH_ROUNDS", "3"))
 SECONDS = int(os.getenv("BENCH_SECONDS", "3"))
 SERVERS = {
     "baseline": [sys.executable, str(ROOT / "benchmarks" / "flask_baseline.py")],
+    "fastapi": [sys.executable, str(ROOT / "benchmarks" / "fastapi_peer.py")],
     "ours": [sys.executable, str(ROOT / "echo-service" / "echo_service.py")],
     "yardstick": [sys.executable, str(ROOT / "benchmarks" / "yardstick.py")],
 }
-READY_PATH = {"baseline": "/healthcheck", "ours": "/healthcheck", "yardstick": "/"}
+READY_PATH = {"baseline": "/healthcheck", "fastapi": "/healthcheck", "ours": "/healthcheck", "yardstick": "/"}
+# A server on one CPU, the load on the other, when there are two.
+TWO_CPUS = len(os.sched_getaffinity(0)) >= 2
+SERVER_CPU, LOAD_CPU = (["taskset", "-c", "0"], ["taskset", "-c", "1"]) if TWO_CPUS else ([], [])
 WRK_SCRIPT = """wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = io.open("{body}"):read("*a")
@@ -47,9 +54,27 @@ def check_echo(url: str, rows: int) -> None:
     assert data == [[i, f"Bob said hello {i}"] for i in range(rows)], f"{url} gave a wrong answer"
 
 
+def wrk_script(directory: str, rows: int) -> Path:
+    """A wrk script that POSTs one batch of `rows` rows."""
+    body = Path(directory, f"body-{rows}.json")
+    body.write_text(json.dumps(batch(rows)))
+    script = Path(directory, f"post-{rows}.lua")
+    script.write_text(WRK_SCRIPT.format(body=body))
+    return script
+
+
+def start_server(stack: ExitStack, args: list[str], ready_path: str) -> int:
+    """A server on a free port, one worker, pinned to its CPU; returns its port."""
+    port = free_port()
+    env = {"SERVER_HOST": "127.0.0.1", "SERVER_PORT": str(port), "CHARACTER_NAME": "Bob", "SERVER_WORKERS": "1"}
+    stack.enter_context(running([*SERVER_CPU, *args], f"http://127.0.0.1:{port}{ready_path}", env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
+    return port
+
+
 def wrk(url: str, script: Path) -> dict[str, float]:
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "--latency", "-s", str(script), url],
+        [*LOAD_CPU, "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "--latency", "-s", str(script), url],
         capture_output=True,
         text=True,
         check=True,
@@ -74,26 +99,12 @@ def main() -> None:
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         urls = {}
         for name, args in SERVERS.items():
-            port = free_port()
-            env = {"SERVER_HOST": "127.0.0.1", "SERVER_PORT": str(port), "CHARACTER_NAME": "Bob"}
-            stack.enter_context(
-                running(
-                    args,
-                    f"http://127.0.0.1:{port}{READY_PATH[name]}",
-                    env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
-            urls[name] = f"http://127.0.0.1:{port}/echo"
+            urls[name] = f"http://127.0.0.1:{start_server(stack, args, READY_PATH[name])}/echo"
             check_echo(urls[name], 3)
-        scripts = {}
-        for rows in BATCH_SIZES:
-            body = Path(tmp, f"body-{rows}.json")
-            body.write_text(json.dumps(batch(rows)))
-            scripts[rows] = Path(tmp, f"post-{rows}.lua")
-            scripts[rows].write_text(WRK_SCRIPT.format(body=body))
-        print(f"wrk -t2 -c{CONNECTIONS} -d{SECONDS}s, {ROUNDS} rounds, medians; servers take turns", flush=True)
+        scripts = {rows: wrk_script(tmp, rows) for rows in BATCH_SIZES}
+        pinned = "servers on CPU 0, wrk on CPU 1" if TWO_CPUS else "one CPU: not pinned"
+        print(f"wrk -t1 -c{CONNECTIONS} -d{SECONDS}s, one worker a server, {pinned}, {ROUNDS} rounds, medians; "
+              "servers take turns", flush=True)  # fmt: skip
         for round_number in range(ROUNDS):
             for rows in BATCH_SIZES:
                 for name, url in urls.items():
@@ -112,11 +123,13 @@ def report(results: dict[tuple[str, int], list[dict[str, float]]]) -> None:
         for name in SERVERS:
             m = medians[(name, rows)]
             print(f"{rows:>5} {name:<10} {m['rps']:>9.0f} {m['rps'] * rows:>11.0f} {m['p50']:>7.2f} {m['p99']:>7.2f}")
-    print(f"\n{'rows':>5} {'ours/baseline':>14} {'ours/yardstick':>15}")
+    print(f"\n{'rows':>5} {'ours/baseline':>14} {'ours/fastapi':>13} {'ours/yardstick':>15}")
     for rows in BATCH_SIZES:
         ours = medians[("ours", rows)]["rps"]
-        baseline, yardstick = medians[("baseline", rows)]["rps"], medians[("yardstick", rows)]["rps"]
-        print(f"{rows:>5} {ours / baseline:>13.1f}x {ours / yardstick:>14.0%}")
+        baseline, fastapi = medians[("baseline", rows)]["rps"], medians[("fastapi", rows)]["rps"]
+        yardstick = medians[("yardstick", rows)]["rps"]
+        print(f"{rows:>5} {ours / baseline:>13.1f}x {ours / fastapi:>12.1f}x {ours / yardstick:>14.0%}")
+    print("goals at 100 rows: ours/baseline >= 5x, ours/fastapi >= 2x")
 
 
 if __name__ == "__main__":

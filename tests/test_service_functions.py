@@ -61,6 +61,14 @@ class FakeService(http.server.BaseHTTPRequestHandler):
         elif self.path == "/hang":
             time.sleep(HANG_SECONDS)
             self.answer(200, {"data": echoed})
+        elif self.path == "/drip":  # an answer a byte at a time: each read is quick, the whole is not
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            for _ in range(HANG_SECONDS * 4):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.25)
         elif self.path == "/accepted" and tries == 1:
             self.answer(202, {})
         elif self.path == "/typed":
@@ -198,11 +206,12 @@ def test_503_twice_then_200_is_retried_with_the_same_batch_id(service) -> None:
         ("/always-503", "MAX_BATCH_RETRIES = 2", "the service answered HTTP 503 to batch"),
         ("/bad-request", "", "the service answered HTTP 400 to batch"),
         ("/wrong-count", "", "the service answered 2 rows for a batch of 3"),
-        ("/wrong-numbers", "", 'row 0 of the reply is [1, "Bob said a"], not [0, value]'),
+        ("/wrong-numbers", "", 'row 0 of the reply is [1,"Bob said a"], not [0, value]'),
         ("/not-json", "", "the service's reply is not JSON"),
         ("/hang", "BATCH_TIMEOUT_SECS = 1", "timed out after 1 s"),
+        ("/drip", "BATCH_TIMEOUT_SECS = 1", "timed out after 1 s"),
     ],
-    ids=["retries-run-out", "not-retried", "wrong-row-count", "wrong-row-numbers", "not-json", "timeout"],
+    ids=["retries-run-out", "not-retried", "wrong-row-count", "wrong-row-numbers", "not-json", "timeout", "drip"],
 )
 def test_a_failing_batch_fails_the_query_naming_the_function(service, path: str, options: str, problem: str) -> None:
     connection, requests = service

@@ -20,21 +20,28 @@ It knows nothing of SQL or Docker: `call` gets the rows and where the service an
 """
 
 import base64
+import contextlib
+import http.client
 import itertools
 import json
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
-import urllib3
+import orjson
 
 from spcs_local.emulator.catalog import ServiceFunction
 
 RETRY_STATUSES = {404, 429, 500, 502, 503, 504}
 DEFAULT_MAX_BATCH_ROWS = 1000
 IN_FLIGHT = 8  # batches in flight at once, across all queries
+MAX_REPLY_BYTES = 64 * 2**20  # far above what 2048 rows of results need: more is the service's bug
 FIRST_BACKOFF, MAX_BACKOFF = 0.1, 5.0
 CONTEXT_FUNCTIONS = {
     "CURRENT_USER": "user",
@@ -50,6 +57,10 @@ class ServiceFunctionError(Exception):
     """The query fails: the message names the function and what went wrong."""
 
 
+class Unreachable(Exception):
+    """No answer from the service this time (refused, reset, closed mid-answer): worth another try."""
+
+
 @dataclass(frozen=True)
 class CallContext:
     """What the query's session gives the headers."""
@@ -63,92 +74,190 @@ class CallContext:
     account: str
 
 
+@dataclass
+class Site:
+    """One call of a function in a running query: what every batch of it shares."""
+
+    function: ServiceFunction
+    headers: dict[str, str]
+    cast: Callable[[Any], Any]
+    numbers: Iterator[int] = field(default_factory=itertools.count)
+    url: str | None = None  # the endpoint's, found at the first batch
+
+
 class Caller:
     """Calls service functions for the queries that run now: each call site has an id (see
     Statements.service_function_calls), open while its query runs."""
 
     def __init__(self, endpoint_url: Callable[[ServiceFunction], str]) -> None:
         self.endpoint_url = endpoint_url
-        self.http = urllib3.PoolManager(maxsize=IN_FLIGHT, block=True, retries=False)
         self.pool = ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="service-function")
-        self.sites: dict[str, tuple[CallContext, ServiceFunction, Iterator[int]]] = {}
+        self.http = Http()
+        self.sites: dict[str, Site] = {}
 
     def open(self, context: CallContext, calls: dict[str, ServiceFunction]) -> None:
-        self.sites |= {call_id: (context, function, itertools.count()) for call_id, function in calls.items()}
+        for call_id, function in calls.items():
+            self.sites[call_id] = Site(function, headers_for(function, context), caster(function))
 
     def close(self, calls: dict[str, ServiceFunction]) -> None:
         for call_id in calls:
             self.sites.pop(call_id, None)
 
     def invoke(self, call_id: str, rows: list[list[Any]]) -> list[Any]:
-        """A chunk of rows of one call site, as the function's query runs it. A batch's id is the call's
-        and the batch's number: unique in the query, the same on a retry."""
-        context, function, numbers = self.sites[call_id]
-        batch_ids = (f"{call_id}:{number}" for number in numbers)
-        return self.call(function, self.endpoint_url(function), context, rows, batch_ids)
-
-    def call(
-        self, function: ServiceFunction, url: str, context: CallContext, rows: list[list[Any]], batch_ids: Iterator[str]
-    ) -> list[Any]:
-        """Each row's result, in order: `rows` are the arguments of each call, `url` the endpoint's base."""
-        size = function.max_batch_rows or DEFAULT_MAX_BATCH_ROWS
-        batches = [rows[start : start + size] for start in range(0, len(rows), size)]
+        """A chunk of rows of one call, as its query runs it: each row's result, in order. A batch's id is
+        the call's and the batch's number: unique in the query, the same on a retry."""
+        site = self.sites[call_id]
+        if site.url is None:
+            site.url = self.endpoint_url(site.function) + site.function.path
+        size = site.function.max_batch_rows or DEFAULT_MAX_BATCH_ROWS
         futures = [
-            self.pool.submit(self.batch, function, url + function.path, context, next(batch_ids), batch)
-            for batch in batches
+            self.pool.submit(self.batch, site, f"{call_id}:{next(site.numbers)}", rows[start : start + size])
+            for start in range(0, len(rows), size)
         ]
         return [value for future in futures for value in future.result()]
 
-    def batch(self, function: ServiceFunction, url: str, context: CallContext, batch_id: str, rows: list) -> list:
-        name = function.name
-        body = json.dumps({"data": [[index, *row] for index, row in enumerate(rows)]}).encode()
-        headers = headers_for(function, context, batch_id)
+    def batch(self, site: Site, batch_id: str, rows: list) -> list:
+        function, url = site.function, site.url or ""
+        body = orjson.dumps({"data": [[index, *row] for index, row in enumerate(rows)]})
+        headers = {**site.headers, "sf-external-function-query-batch-id": batch_id}
         deadline = time.monotonic() + function.batch_timeout_secs
         attempts, backoff, method = 0, FIRST_BACKOFF, "POST"
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return self.failed(function, rows, f"batch {batch_id} timed out after {function.batch_timeout_secs} s")
             try:
-                reply = self.http.request(method, url, body=body if method == "POST" else None, headers=headers,
-                                          timeout=urllib3.Timeout(total=remaining), preload_content=True)  # fmt: skip
-                status, data = reply.status, reply.data
-            except urllib3.exceptions.NewConnectionError as error:  # refused: the service is not (yet) there
-                status, data = 0, str(error).encode()
-            except urllib3.exceptions.TimeoutError:
-                return self.failed(function, rows, f"batch {batch_id} timed out after {function.batch_timeout_secs} s")
-            except urllib3.exceptions.HTTPError as error:  # reset, closed mid-answer
-                status, data = 0, str(error).encode()
+                status, data = self.http.exchange(method, url, body if method == "POST" else None, headers, deadline)
+            except TimeoutError:
+                return failed(function, rows, f"batch {batch_id} timed out after {function.batch_timeout_secs} s")
+            except Unreachable:
+                status, data = 0, b""
             if status == 200:
-                return results(name, function.returns, rows, data)
+                return results(function, rows, data, site.cast)
             if status == 202:  # still working: ask again for the same batch
                 method = "GET"
-                time.sleep(min(backoff, max(deadline - time.monotonic(), 0)))
-                backoff = min(backoff * 2, MAX_BACKOFF)
-                continue
-            if status and status not in RETRY_STATUSES:
+            elif status and status not in RETRY_STATUSES:
                 answer = data[:200].decode(errors="replace")
-                return self.failed(function, rows, f"the service answered HTTP {status} to batch {batch_id}: {answer}")
-            if attempts >= function.max_batch_retries:
+                return failed(function, rows, f"the service answered HTTP {status} to batch {batch_id}: {answer}")
+            elif attempts >= function.max_batch_retries:
                 what = f"answered HTTP {status} to" if status else f"could not be reached at {url} for"
-                return self.failed(function, rows, f"the service {what} batch {batch_id}, {attempts + 1} times")
-            attempts += 1
-            time.sleep(min(backoff, max(deadline - time.monotonic(), 0)))
-            backoff, method = min(backoff * 2, MAX_BACKOFF), "POST"
-
-    @staticmethod
-    def failed(function: ServiceFunction, rows: list, problem: str) -> list:
-        """ON_BATCH_FAILURE: RETURN_NULL gives the batch's rows NULL; ABORT fails the query."""
-        if function.on_batch_failure == "RETURN_NULL":
-            return [None] * len(rows)
-        raise ServiceFunctionError(f"Service function {function.name} failed: {problem}.")
+                return failed(function, rows, f"the service {what} batch {batch_id}, {attempts + 1} times")
+            else:
+                attempts, method = attempts + 1, "POST"
+            time.sleep(max(min(backoff, deadline - time.monotonic()), 0))
+            backoff = min(backoff * 2, MAX_BACKOFF)
 
     def shutdown(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
-        self.http.clear()
+        self.http.watchdog.stop.set()
 
 
-def headers_for(function: ServiceFunction, context: CallContext, batch_id: str) -> dict[str, str]:
+class Http:
+    """HTTP/1.1 with keep-alive, a connection per thread and service (http.client), and a watchdog that
+    closes a request's socket at its deadline: a batch's time stays bounded whatever the service does,
+    even sending a byte a second."""
+
+    def __init__(self) -> None:
+        self.local = threading.local()
+        self.watchdog = Watchdog()
+
+    def exchange(self, method: str, url: str, body: bytes | None, headers: dict, deadline: float) -> tuple[int, bytes]:
+        parts = urlsplit(url)
+        connections = self.local.__dict__.setdefault("connections", {})
+        reused = parts.netloc in connections
+        connection = connections.pop(parts.netloc, None) or http.client.HTTPConnection(parts.hostname, parts.port)
+        try:
+            status, data = self.once(connection, method, parts.path, body, headers, deadline)
+        except (ConnectionError, http.client.HTTPException) as error:
+            connection.close()
+            if not reused or time.monotonic() >= deadline:
+                raise Unreachable(str(error)) from None
+            # The service closed the idle connection it had kept alive: once more, on a new one.
+            connection = http.client.HTTPConnection(parts.hostname, parts.port)
+            try:
+                status, data = self.once(connection, method, parts.path, body, headers, deadline)
+            except (ConnectionError, http.client.HTTPException) as again:
+                connection.close()
+                raise Unreachable(str(again)) from None
+        except OSError:
+            connection.close()
+            raise
+        connections[parts.netloc] = connection
+        return status, data
+
+    def once(
+        self, connection: http.client.HTTPConnection, method: str, path: str, body: bytes | None, headers: dict,
+        deadline: float,
+    ) -> tuple[int, bytes]:  # fmt: skip
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        connection.timeout = remaining
+        if connection.sock is None:
+            connection.connect()
+        connection.sock.settimeout(remaining)
+        with self.watchdog.watching(connection.sock, deadline):
+            try:
+                connection.request(method, path, body, headers)
+                reply = connection.getresponse()
+                data = reply.read(MAX_REPLY_BYTES + 1)
+            except (OSError, http.client.HTTPException) as error:
+                if time.monotonic() >= deadline or isinstance(error, socket.timeout):
+                    raise TimeoutError from None
+                raise
+        if time.monotonic() >= deadline:  # the watchdog cut the answer short
+            raise TimeoutError
+        if len(data) > MAX_REPLY_BYTES:
+            connection.close()
+            raise ServiceFunctionError(f"the service's reply is larger than {MAX_REPLY_BYTES // 2**20} MiB")
+        return reply.status, data
+
+
+class Watchdog:
+    """One thread that shuts down the sockets whose requests ran past their deadline."""
+
+    def __init__(self) -> None:
+        self.watched: dict[int, tuple[socket.socket, float]] = {}
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def watching(self, sock: socket.socket, deadline: float) -> "Watching":
+        with self.lock:
+            if self.thread is None:
+                self.thread = threading.Thread(target=self.run, name="service-function-watchdog", daemon=True)
+                self.thread.start()
+        return Watching(self, sock, deadline)
+
+    def run(self) -> None:
+        while not self.stop.wait(0.05):
+            now = time.monotonic()
+            with self.lock:
+                late = [sock for sock, deadline in self.watched.values() if deadline <= now]
+            for sock in late:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+class Watching:
+    def __init__(self, watchdog: Watchdog, sock: socket.socket, deadline: float) -> None:
+        self.watchdog, self.sock, self.deadline = watchdog, sock, deadline
+
+    def __enter__(self) -> None:
+        with self.watchdog.lock:
+            self.watchdog.watched[id(self)] = (self.sock, self.deadline)
+
+    def __exit__(self, *exc: object) -> None:
+        with self.watchdog.lock:
+            self.watchdog.watched.pop(id(self), None)
+
+
+def failed(function: ServiceFunction, rows: list, problem: str) -> list:
+    """ON_BATCH_FAILURE: RETURN_NULL gives the batch's rows NULL; ABORT fails the query."""
+    if function.on_batch_failure == "RETURN_NULL":
+        return [None] * len(rows)
+    raise ServiceFunctionError(f"Service function {function.name} failed: {problem}.")
+
+
+def headers_for(function: ServiceFunction, context: CallContext) -> dict[str, str]:
+    """The headers every batch of the call carries, but its batch id."""
     signature = f"({', '.join(f'{name} {kind}' for name, kind in function.arguments)})"
     headers = {
         "Content-Type": "application/json",
@@ -156,7 +265,6 @@ def headers_for(function: ServiceFunction, context: CallContext, batch_id: str) 
         "sf-external-function-format": "json",
         "sf-external-function-format-version": "1.0",
         "sf-external-function-current-query-id": context.query_id,
-        "sf-external-function-query-batch-id": batch_id,
     }
     for header, value in (("name", function.name), ("signature", signature), ("return-type", function.returns)):
         headers[f"sf-external-function-{header}"] = value.encode("ascii", "replace").decode()
@@ -169,52 +277,90 @@ def headers_for(function: ServiceFunction, context: CallContext, batch_id: str) 
     return headers
 
 
-def results(name: str, returns: str, rows: list, data: bytes) -> list:
+def results(function: ServiceFunction, rows: list, data: bytes, cast: Callable[[Any], Any]) -> list:
     """The reply's values in row order, cast to the return type; an error naming the function otherwise."""
+    name = function.name
     try:
-        reply = json.loads(data)
-    except ValueError:
-        raise ServiceFunctionError(f"Service function {name} failed: the service's reply is not JSON.") from None
+        reply = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        try:
+            reply = json.loads(data)  # integers beyond 64 bits, which orjson refuses
+        except (ValueError, RecursionError):
+            raise ServiceFunctionError(f"Service function {name} failed: the service's reply is not JSON.") from None
     answered = reply.get("data") if isinstance(reply, dict) else None
     if not isinstance(answered, list) or len(answered) != len(rows):
         count = len(answered) if isinstance(answered, list) else "no"
         raise ServiceFunctionError(
             f"Service function {name} failed: the service answered {count} rows for a batch of {len(rows)}."
         )
-    values = []
     for index, row in enumerate(answered):
-        if not isinstance(row, list) or len(row) != 2 or type(row[0]) is not int or row[0] != index:
+        if type(row) is not list or len(row) != 2 or type(row[0]) is not int or row[0] != index:
             raise ServiceFunctionError(
-                f"Service function {name} failed: row {index} of the reply is {json.dumps(row)[:100]}, "
-                f"not [{index}, value]."
+                f"Service function {name} failed: row {index} of the reply is {brief(row)}, not [{index}, value]."
             )
-        values.append(cast(name, returns, row[1]))
-    return values
-
-
-def cast(name: str, returns: str, value: Any) -> Any:
-    """A JSON value as the declared return type: NULL stays NULL; a value that can't be one is an error."""
-    if value is None:
-        return None
-    kind = sql_type(returns)
     try:
-        if kind == "VARCHAR":
-            return value if isinstance(value, str) else json.dumps(value)
-        if kind == "JSON":
-            return json.dumps(value)
-        if kind == "BOOLEAN":
-            if isinstance(value, bool):
-                return value
-            return {"true": True, "false": False}[str(value).lower()]
-        if kind == "BIGINT":
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError(value)
-            return int(value)
-        return float(value)  # DOUBLE
-    except (ValueError, TypeError, KeyError):
+        return [cast(row[1]) for row in answered]
+    except ValueError as error:
+        shown = brief(error.args[0])
         raise ServiceFunctionError(
-            f"Service function {name} failed: the service answered {json.dumps(value)[:100]}, not a {returns}."
+            f"Service function {name} failed: the service answered {shown}, not a {function.returns}."
         ) from None
+
+
+def brief(value: Any) -> str:
+    """A value as JSON, cut short: an error message shows what came, never all of it."""
+    try:
+        return orjson.dumps(value)[:100].decode(errors="replace")
+    except (TypeError, orjson.JSONEncodeError):
+        return "a value too deep to show"
+
+
+def caster(function: ServiceFunction) -> Callable[[Any], Any]:
+    """A JSON value as the declared return type: NULL stays NULL; a value that can't be one raises
+    ValueError(value)."""
+    convert = CONVERSIONS[sql_type(function.returns)]
+
+    def cast(value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return convert(value)
+        except (ValueError, TypeError, OverflowError, RecursionError, ArithmeticError):
+            raise ValueError(value) from None
+
+    return cast
+
+
+def to_boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    return {"true": True, "false": False}[str(value).lower()] if isinstance(value, str) else to_error(value)
+
+
+def to_bigint(value: Any) -> int:
+    if isinstance(value, bool | dict | list):
+        return to_error(value)
+    number = Decimal(value) if isinstance(value, str) else Decimal(repr(value) if isinstance(value, float) else value)
+    if number != number.to_integral_value() or not -(2**63) <= number < 2**63:
+        return to_error(value)
+    return int(number)
+
+
+def to_double(value: Any) -> float:
+    return to_error(value) if isinstance(value, bool | dict | list) else float(value)
+
+
+def to_error(value: Any) -> Any:
+    raise ValueError(value)
+
+
+CONVERSIONS: dict[str, Callable[[Any], Any]] = {
+    "VARCHAR": lambda value: value if isinstance(value, str) else json.dumps(value),
+    "JSON": json.dumps,
+    "BOOLEAN": to_boolean,
+    "BIGINT": to_bigint,
+    "DOUBLE": to_double,
+}
 
 
 def sql_type(kind: str) -> str:
