@@ -45,7 +45,7 @@ class FakeService(http.server.BaseHTTPRequestHandler):
             )
             tries = sum(1 for r in self.requests.seen if r["headers"].get(BATCH_ID) == self.headers.get(BATCH_ID))
         rows = body["data"]
-        echoed = [[n, None if v is None else f"Bob said {v}"] for n, v in rows]
+        echoed = [[n, None if v is None else f"Bob said {v}"] for n, v, *_ in rows]
         if self.path == "/flaky" and tries <= 2:
             self.answer(503, {"error": "not yet"})
         elif self.path == "/always-503":
@@ -177,6 +177,17 @@ def test_null_goes_as_json_null_and_comes_back_as_sql_null(service) -> None:
 
     assert rows == [("a", "Bob said a"), (None, None), ("c", "Bob said c")]
     assert requests.seen[before]["body"]["data"] == [[0, "a"], [1, None], [2, "c"]]
+
+
+def test_variant_arguments_go_as_json_values_beside_plain_ones(service) -> None:
+    connection, requests = service
+    function(connection, "echo_variant", "/echo", arguments="v variant, n number")
+    before = len(requests.seen)
+
+    query(connection, """SELECT echo_variant(parse_json('{"a": [1, null]}'), 7), echo_variant(NULL, NULL)""")
+
+    assert requests.seen[before]["body"]["data"] == [[0, {"a": [1, None]}, 7]]
+    assert requests.seen[before + 1]["body"]["data"] == [[0, None, None]]
 
 
 def test_a_call_works_in_where_and_beside_other_columns(service) -> None:

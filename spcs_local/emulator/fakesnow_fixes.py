@@ -26,9 +26,9 @@ from typing import Any
 
 from spcs_local.emulator.catalog import ObjectName, ServiceFunction
 from spcs_local.emulator.results import SnowflakeError
-from spcs_local.emulator.service_functions import json_argument, sql_type
+from spcs_local.emulator.service_functions import json_arguments, sql_type
 
-Invoke = Callable[[str, list[list[Any]]], list[Any]]  # (call id, rows) -> results
+Invoke = Callable[[str, list[tuple]], list[Any]]  # (call id, rows) -> results
 ARROW_TYPES: dict[str, Callable[[Any], Any]] = {
     "VARCHAR": lambda pa: pa.string(),
     "JSON": lambda pa: pa.string(),
@@ -178,13 +178,11 @@ class DuckFunctions:
         column is the call id that the statement layer added."""
         import pyarrow
 
-        to_json = [json_argument(kind) for kind in arguments]
         arrow_type = ARROW_TYPES[sql_type(returns)](pyarrow)
 
         def call(*columns: Any) -> Any:
             call_id = columns[-1][0].as_py()
-            values = [column.to_pylist() for column in columns[:-1]]
-            rows = [[convert(v) for convert, v in zip(to_json, row, strict=True)] for row in zip(*values, strict=True)]
+            rows = json_arguments(arguments, [column.to_pylist() for column in columns[:-1]])
             return pyarrow.array(self.invoke(call_id, rows), type=arrow_type)
 
         # DuckDB counts a Python function's parameters from its signature.

@@ -27,7 +27,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -103,7 +103,7 @@ class Caller:
         for call_id in calls:
             self.sites.pop(call_id, None)
 
-    def invoke(self, call_id: str, rows: list[list[Any]]) -> list[Any]:
+    def invoke(self, call_id: str, rows: Sequence[Sequence[Any]]) -> list[Any]:
         """A chunk of rows of one call, as its query runs it: each row's result, in order. A batch's id is
         the call's and the batch's number: unique in the query, the same on a retry."""
         site = self.sites[call_id]
@@ -116,7 +116,7 @@ class Caller:
         ]
         return [value for future in futures for value in future.result()]
 
-    def batch(self, site: Site, batch_id: str, rows: list) -> list:
+    def batch(self, site: Site, batch_id: str, rows: Sequence) -> list:
         function, url = site.function, site.url or ""
         body = orjson.dumps({"data": [[index, *row] for index, row in enumerate(rows)]})
         headers = {**site.headers, "sf-external-function-query-batch-id": batch_id}
@@ -249,7 +249,7 @@ class Watching:
             self.watchdog.watched.pop(id(self), None)
 
 
-def failed(function: ServiceFunction, rows: list, problem: str) -> list:
+def failed(function: ServiceFunction, rows: Sequence, problem: str) -> list:
     """ON_BATCH_FAILURE: RETURN_NULL gives the batch's rows NULL; ABORT fails the query."""
     if function.on_batch_failure == "RETURN_NULL":
         return [None] * len(rows)
@@ -277,7 +277,7 @@ def headers_for(function: ServiceFunction, context: CallContext) -> dict[str, st
     return headers
 
 
-def results(function: ServiceFunction, rows: list, data: bytes, cast: Callable[[Any], Any]) -> list:
+def results(function: ServiceFunction, rows: Sequence, data: bytes, cast: Callable[[Any], Any]) -> list:
     """The reply's values in row order, cast to the return type; an error naming the function otherwise."""
     name = function.name
     try:
@@ -380,8 +380,10 @@ def sql_type(kind: str) -> str:
     return "VARCHAR"
 
 
-def json_argument(kind: str) -> Callable[[Any], Any]:
-    """How an argument of the declared type goes into the JSON body."""
-    if sql_type(kind) == "JSON":
-        return lambda value: None if value is None else json.loads(value)
-    return lambda value: value
+def json_arguments(kinds: Sequence[str], columns: list[list[Any]]) -> list[tuple]:
+    """The rows of a chunk as they go into the JSON body: VARIANT, OBJECT and ARRAY arguments travel as
+    JSON text and go in parsed; the others go in as they are."""
+    for kind, column in zip(kinds, columns, strict=True):
+        if sql_type(kind) == "JSON":
+            column[:] = [None if value is None else json.loads(value) for value in column]
+    return list(zip(*columns, strict=True))
