@@ -62,8 +62,8 @@ lint: venv ## Lint every spec, every Dockerfile (hadolint) and the code (ruff)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-lint-spec: venv ## Lint one spec: make lint-spec SPEC=path/to/spec.yaml
-	$(PY) -m spcs_local.lint $(SPEC)
+lint-spec: venv ## Lint specs: make lint-spec SPEC='a.yaml specs/*.yaml' [STRICT=1: warnings fail too]
+	$(PY) -m spcs_local.lint $(if $(STRICT),--strict) $(SPEC)
 
 bench: venv ## Benchmark our code against its baselines (not a test; prints medians and ratios)
 	@command -v wrk >/dev/null || { echo "Installing wrk from Debian's packages"; \

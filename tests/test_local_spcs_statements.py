@@ -211,12 +211,22 @@ def test_the_tutorials_spec_and_specification_forms_work_too(spcs: LocalSPCS) ->
     assert [row["name"] for row in spcs.rows("SHOW SERVICES")] == ["FROM_SPEC", "INLINE_SPEC"]
 
 
+def test_a_spec_the_linter_only_warns_about_runs_as_spcs_reads_it(spcs: LocalSPCS) -> None:
+    singular = ECHO_SPEC.replace("containers:", "container:").replace("endpoints:", "endpoint:")
+
+    spcs.sql(f"CREATE SERVICE singular IN COMPUTE POOL tutorial_compute_pool FROM SPECIFICATION $$ {singular} $$")
+
+    [workload] = spcs.backend.started
+    assert [container.name for container in workload.containers] == ["echo"] and workload.ports == (8000,)
+    assert [row["name"] for row in spcs.rows("SHOW ENDPOINTS IN SERVICE singular")] == ["echoendpoint"]
+
+
 @pytest.mark.parametrize(
     ("change", "problem"),
     [
         ({"FROM @tutorial_stage": "FROM @other_stage"}, "'echo_spec.yaml' was not found on stage"),
         ({"tutorial_compute_pool": "no_pool"}, "Compute pool 'NO_POOL' does not exist or not authorized."),
-        ({"echo_spec.yaml": "bad_spec.yaml"}, "Invalid spec: spec.containers[0]: missing 'image'"),
+        ({"echo_spec.yaml": "bad_spec.yaml"}, "Invalid spec: spec.containers[0]: missing 'image' (line 3)."),
         ({"echo_spec.yaml": "unpushed.yaml"}, "was not found in image repository TUTORIAL_DB.DATA_SCHEMA."
          f"TUTORIAL_REPOSITORY: push it first (docker push 127.0.0.1:5000/{REPOSITORY}/never_pushed:latest)"),
         ({"echo_spec.yaml": "no_repo.yaml"}, "Image repository 'TUTORIAL_DB.DATA_SCHEMA.NO_REPO' does not exist"),
@@ -231,7 +241,7 @@ def test_create_service_errors_name_the_problem(spcs: LocalSPCS, change: dict[st
     spcs.stages.files[(stage, "unpushed.yaml")] = ECHO_SPEC.replace("my_echo_service_image", "never_pushed")
     spcs.stages.files[(stage, "no_repo.yaml")] = ECHO_SPEC.replace("tutorial_repository", "no_repo")
     spcs.stages.files[(stage, "secrets.yaml")] = (
-        JOB_SPEC + "    secrets:\n    - snowflakeSecret: s\n      envVarName: X\n"
+        JOB_SPEC + "    secrets:\n    - snowflakeSecret: s\n      envVarName: X\n      secretKeyRef: password\n"
     )
     sql = CREATE_ECHO
     for old, new in change.items():

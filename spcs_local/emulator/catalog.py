@@ -24,7 +24,7 @@ import yaml
 
 from spcs_local.emulator.results import SnowflakeError, already_exists, does_not_exist, invalid, unsupported
 from spcs_local.emulator.workload import Backend, BackendError, Container, ContainerState, Probe, Workload
-from spcs_local.lint import lint
+from spcs_local.lint import ERROR, as_spcs_reads, lint
 
 TOKEN_PATH = "/snowflake/session/token"  # where SPCS puts a container's OAuth token
 LOGS_TAIL_DEFAULT = 100_000
@@ -149,7 +149,7 @@ class Service:
 
     @property
     def document(self) -> dict:
-        return yaml.safe_load(self.spec)
+        return as_spcs_reads(yaml.safe_load(self.spec))
 
     @property
     def spec_digest(self) -> str:
@@ -670,11 +670,10 @@ class Catalog:
 
     def workload(self, service: Service) -> Workload:
         """The spec, checked by the spec linter and resolved against the repositories and the registry."""
-        problems = lint(service.spec)
-        if problems:
-            where, message = problems[0]
-            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            raise invalid(f"Invalid spec: {where}: {message}{more}.")
+        errors = [problem for problem in lint(service.spec) if problem.level == ERROR]
+        if errors:
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            raise invalid(f"Invalid spec: {errors[0]}{more}.")
         spec = service.document["spec"]
         for unsupported_key in ("secrets",):
             if any(unsupported_key in c for c in spec["containers"]):
