@@ -33,7 +33,7 @@ SNOW ?= $(shell command -v snow 2>/dev/null || echo $(CURDIR)/$(SNOW_VENV)/bin/s
 SNOWFLAKE_CLI_VERSION := 3.30.0
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test lint lint-spec bench run-echo run-job run-caller local-up local-down reset-local
+.PHONY: help venv demo test test-long lint lint-spec bench run-echo run-job run-caller local-up local-down reset-local
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -51,6 +51,9 @@ demo: venv ## Run the tutorials' whole flow offline: no account, no Docker
 
 test: venv ## Run every test
 	$(PY) -m pytest
+
+test-long: venv ## The generated-input tests with 10 times the inputs (10,000 Echo bodies, deep ones included)
+	$(PY) -m pytest --hypothesis-profile=long tests/test_echo_service.py -k "generated or raw_bytes"
 
 SPECS := echo-service/echo_spec.yaml tutorial-2-job/my_job_spec.yaml \
 	tutorial-3-service-to-service/service_to_service_spec.yaml

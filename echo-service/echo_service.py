@@ -4,8 +4,10 @@ Same routes, env vars, logger and log format as the tutorial, served by uvicorn 
 production ASGI server) instead of Flask's development server.
 """
 
+import json
 import logging
 import os
+import re
 import sys
 from typing import Any
 from urllib.parse import parse_qs
@@ -13,6 +15,7 @@ from urllib.parse import parse_qs
 import jinja2
 import orjson
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
 def env_int(name: str, default: int) -> int:
@@ -28,6 +31,12 @@ SERVICE_PORT = env_int("SERVER_PORT", 8080)
 CHARACTER_NAME = os.getenv("CHARACTER_NAME", "I")
 # One worker process per CPU this process may use, as the image runs it.
 SERVER_WORKERS = env_int("SERVER_WORKERS", len(os.sched_getaffinity(0)))
+# Snowflake's batches are far smaller: a larger body is refused (413) before it is read.
+SERVER_MAX_BODY_BYTES = env_int("SERVER_MAX_BODY_BYTES", 64 * 2**20)
+# A request must arrive whole within this time of its first byte; an idle connection closes after 5 s.
+SERVER_REQUEST_TIMEOUT_SECONDS = env_int("SERVER_REQUEST_TIMEOUT_SECONDS", 60)
+MAX_HEADER_BYTES = 64 * 2**10
+BIG_INTEGER = re.compile(rb"[0-9]{20}")  # an integer orjson would read as a float, or a long digit run
 
 LOG_FORMAT = "%(name)s [%(asctime)s] [%(levelname)s] %(message)s"
 # The tutorial's format for our logger and for the server's own lines, on stdout.
@@ -56,6 +65,12 @@ templates = jinja2.Environment(
 class BadRequest(Exception):
     """The request can't be answered; the message names the problem (HTTP 400)."""
 
+    status = 400
+
+
+class TooLarge(BadRequest):
+    status = 413
+
 
 async def readiness_probe(scope: dict, receive: Any) -> tuple[int, str, bytes]:
     return 200, "text/plain; charset=utf-8", b"I'm ready!"
@@ -63,7 +78,7 @@ async def readiness_probe(scope: dict, receive: Any) -> tuple[int, str, bytes]:
 
 async def echo(scope: dict, receive: Any) -> tuple[int, str, bytes]:
     """Main handler for input data sent by Snowflake."""
-    input_rows = get_input_rows(await read_body(receive))
+    input_rows = get_input_rows(await read_body(scope, receive))
     # input format:  {"data": [[row_index, column_1_value], ...]}
     # output format: {"data": [[row_index, echo_response], ...]}
     output_rows = [[row[0], get_echo_response(row[1])] for row in input_rows]
@@ -76,7 +91,7 @@ async def ui(scope: dict, receive: Any) -> tuple[int, str, bytes]:
     page = templates.get_template("basic_ui.html")
     if scope["method"] == "POST":
         # getting input in HTML form
-        form = parse_qs((await read_body(receive)).decode("utf-8", "replace"))
+        form = parse_qs((await read_body(scope, receive)).decode("utf-8", "replace"))
         input_text = form.get("input", [""])[0]
         # display input and output
         text = page.render(echo_input=input_text, echo_response=get_echo_response(input_text))
@@ -89,16 +104,31 @@ def get_echo_response(input: Any) -> str | None:
     if input is None:  # SQL NULL stays NULL
         return None
     if not isinstance(input, str):  # numbers, booleans, objects: their JSON text
-        input = orjson.dumps(input).decode()
+        input = json_text(input)
     return f"{CHARACTER_NAME} said {input}"
+
+
+def json_text(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits, or nesting deeper than orjson writes
+        try:
+            return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        except RecursionError:
+            raise BadRequest("a value is nested too deeply to echo") from None
 
 
 def get_input_rows(body: bytes) -> list[list]:
     """The rows of a service-function request, or BadRequest naming what is wrong."""
     try:
-        message = orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        raise BadRequest(f"body is not valid JSON: {error}") from None
+        # orjson reads an integer beyond 64 bits as a float; the standard library keeps it exact.
+        message = json.loads(body, parse_constant=not_json) if BIG_INTEGER.search(body) else orjson.loads(body)
+    except (orjson.JSONDecodeError, ValueError) as error:
+        deep = "recursion" in str(error).lower() or "depth" in str(error).lower()
+        problem = "nested too deeply" if deep else f"not valid JSON: {error}"
+        raise BadRequest(f"body is {problem}") from None
+    except RecursionError:
+        raise BadRequest("body is nested too deeply") from None
     if not isinstance(message, dict):
         raise BadRequest('body must be a JSON object like {"data": [[0, "hello"]]}')
     if "data" not in message:
@@ -111,14 +141,29 @@ def get_input_rows(body: bytes) -> list[list]:
             raise BadRequest(f"row {index} must be a list [row_number, value]")
         if type(row[0]) is not int:  # bool is an int subclass, and no row number
             raise BadRequest(f"row {index} has a row number that is not an integer")
+        if not -(2**63) <= row[0] < 2**64:
+            raise BadRequest(f"row {index} has a row number beyond 64 bits")
     return rows
 
 
-async def read_body(receive: Any) -> bytes:
-    chunks = []
+def not_json(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON")
+
+
+async def read_body(scope: dict, receive: Any) -> bytes:
+    """The whole body, or TooLarge as soon as it is known to pass SERVER_MAX_BODY_BYTES."""
+    too_large = TooLarge(f"body is larger than {SERVER_MAX_BODY_BYTES} bytes (SERVER_MAX_BODY_BYTES)")
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit() and int(value) > SERVER_MAX_BODY_BYTES:
+            raise too_large
+    chunks, size = [], 0
     while True:
         message = await receive()
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > SERVER_MAX_BODY_BYTES:
+            raise too_large
+        chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
 
@@ -135,6 +180,8 @@ async def app(scope: dict, receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
     handler, methods = ROUTES.get(scope["path"], (None, set()))
+    if "GET" in methods:
+        methods = methods | {"HEAD"}  # answered as GET; uvicorn leaves the body out
     headers = []
     if handler is None:
         status, content_type, body = 404, "application/json", b'{"error": "not found"}'
@@ -146,10 +193,60 @@ async def app(scope: dict, receive: Any, send: Any) -> None:
             status, content_type, body = await handler(scope, receive)
         except BadRequest as error:
             logger.warning("Bad request to %s: %s", scope["path"], error)
-            status, content_type, body = 400, "application/json", orjson.dumps({"error": str(error)})
-    headers.append((b"content-type", content_type.encode()))
+            status, content_type, body = error.status, "application/json", orjson.dumps({"error": str(error)})
+    headers += [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP protocol with the bounds it leaves out: at most MAX_HEADER_BYTES of request line and
+    headers (else 400), a connection that sends nothing closed after the keep-alive timeout, and a request
+    that doesn't arrive whole within SERVER_REQUEST_TIMEOUT_SECONDS closed."""
+
+    header_bytes = 0
+    request_timer: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.stop_request_timer()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.header_bytes = 0
+        self.stop_request_timer()
+        self.request_timer = self.loop.call_later(SERVER_REQUEST_TIMEOUT_SECONDS, self.timeout_keep_alive_handler)
+
+    def on_url(self, url: bytes) -> None:
+        self.count_header_bytes(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.count_header_bytes(len(name) + len(value))
+        super().on_header(name, value)
+
+    def on_message_complete(self) -> None:
+        self.stop_request_timer()
+        super().on_message_complete()
+
+    def count_header_bytes(self, size: int) -> None:
+        self.header_bytes += size
+        if self.header_bytes > MAX_HEADER_BYTES:
+            raise ValueError("headers too large")  # the parser stops; uvicorn answers 400
+
+    def send_400_response(self, msg: str) -> None:
+        if self.header_bytes > MAX_HEADER_BYTES:
+            msg = f"Request line and headers are larger than {MAX_HEADER_BYTES} bytes."
+        super().send_400_response(msg)
+
+    def stop_request_timer(self) -> None:
+        if self.request_timer is not None:
+            self.request_timer.cancel()
+            self.request_timer = None
 
 
 if __name__ == "__main__":
@@ -159,7 +256,7 @@ if __name__ == "__main__":
         port=SERVICE_PORT,
         workers=SERVER_WORKERS,
         loop="uvloop",
-        http="httptools",
+        http=BoundedHttpToolsProtocol,
         lifespan="off",
         access_log=False,
         log_config=LOG_CONFIG,

@@ -11,12 +11,16 @@ import docker
 import docker.errors
 import pytest
 from docker.models.images import Image
+from hypothesis import settings
 from snowflake.snowpark import Session
 
 from spcs_local.emulator import client_env, connection_params
 from spcs_local.processes import free_port, running
 
 ROOT = Path(__file__).resolve().parent.parent
+# Generated inputs: about 1000 a test by default; `make test-long` runs the "long" profile.
+settings.register_profile("default", max_examples=1000)
+settings.register_profile("long", max_examples=10_000)
 
 
 ECHO_SERVICE = [sys.executable, str(ROOT / "echo-service" / "echo_service.py")]
