@@ -88,6 +88,16 @@ def existing_table(emulator_env: dict[str, str]) -> str:
         ([], {"SNOWFLAKE_PASSWORD": "not-the-password"}, "Incorrect username or password"),
         ([], {"SNOWFLAKE_ACCOUNT": ""}, "no Snowflake connection configured"),
         ([], {"SNOWFLAKE_LOGIN_TIMEOUT": "soon"}, "SNOWFLAKE_LOGIN_TIMEOUT must be a whole number of seconds"),
+        (["--query="], {}, "--query is empty"),
+        (["--query=  \n "], {}, "--query is empty"),
+        ([], {"SNOWFLAKE_PORT": "abc"}, "SNOWFLAKE_PORT must be a port number, got 'abc'"),
+        ([], {"SNOWFLAKE_PORT": "99999"}, "SNOWFLAKE_PORT must be a port number, got '99999'"),
+        (
+            [],
+            {"SNOWFLAKE_PRIVATE_KEY_FILE": "/no/such/rsa_key.p8"},
+            "SNOWFLAKE_PRIVATE_KEY_FILE '/no/such/rsa_key.p8' cannot be read: No such file or directory",
+        ),
+        ([], {"SNOWFLAKE_PRIVATE_KEY_FILE": "/etc/hostname"}, "Job failed"),  # not a key
     ],
     ids=[
         "sql-error",
@@ -97,6 +107,12 @@ def existing_table(emulator_env: dict[str, str]) -> str:
         "wrong-password",
         "no-connection",
         "bad-timeout",
+        "empty-query",
+        "blank-query",
+        "port-not-a-number",
+        "port-out-of-range",
+        "missing-key-file",
+        "not-a-key",
     ],
 )
 def test_failures_exit_1_with_one_error_line_and_leave_the_table_as_it_was(
@@ -128,26 +144,65 @@ def test_an_unreachable_backend_fails_within_the_login_timeout() -> None:
     assert "Job failed" in job.stdout
 
 
-def test_a_backend_that_vanishes_mid_run_fails_the_job(tmp_path) -> None:
-    # The connector retries each call (the query, its cancel, the session's close) for up to the network timeout.
+NETWORK_TIMEOUT = 10
+
+
+def test_a_backend_that_vanishes_mid_query_fails_the_job_in_one_line_within_the_network_timeout(tmp_path) -> None:
+    # The connector retries the query for the network timeout; the job then leaves without retrying its cancel
+    # and its close for as long again.
     port = free_port()
-    env = {**client_env(port), "SNOWFLAKE_NETWORK_TIMEOUT": "5"}
+    env = {**client_env(port), "SNOWFLAKE_NETWORK_TIMEOUT": str(NETWORK_TIMEOUT)}
     with start_emulator(port, tmp_path) as emulator:
         job = subprocess.Popen(
             [sys.executable, str(JOB), f"--query={SLOW_QUERY}", "--result_table=results"],
-            env={**os.environ, **env}, stdout=subprocess.PIPE, text=True,
+            env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         for line in job.stdout:  # type: ignore[union-attr]
             if "Executing query" in line:
                 break
         emulator.send_signal(signal.SIGKILL)
     try:
-        rest = job.communicate(timeout=4 * 5 + 20)[0]
+        # The README's bound: the timeout, the connector's last backoff (at most 16 s) and 6 s of cleanup.
+        rest, errors = job.communicate(timeout=NETWORK_TIMEOUT + 16 + 6 + 4)
     finally:
         job.kill()
 
     assert job.returncode == 1
-    assert "Job failed" in rest
+    assert rest.startswith("job-tutorial - ERROR - Job failed: ")
+    assert len(rest.splitlines()) == 1 and errors == "", rest + errors
+
+
+def test_a_query_that_fails_into_a_new_table_leaves_no_table(emulator_env: dict[str, str]) -> None:
+    table = new_table()
+    # Row 5 can't be cast: the query fails while it runs, after the table was created for it.
+    query = (
+        "select seq4() as n, (case when seq4() = 5 then 'x' else '1' end)::int as m "
+        "from table(generator(rowcount => 10))"
+    )
+
+    job = run_job(emulator_env, f"--query={query}", f"--result_table={table}")
+
+    assert job.returncode == 1, job.stdout
+    with snowpark_session(emulator_env) as session:
+        assert session.sql(f"show tables like '{table}'").collect() == []
+
+
+def test_a_token_file_that_cant_be_read_is_one_line(emulator_env: dict[str, str], tmp_path) -> None:
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import main; main.TOKEN_PATH = sys.argv[2]; "
+        "sys.argv = ['main.py'] + sys.argv[3:]; sys.exit(main.main())"
+    )
+    args = [str(JOB.parent), str(tmp_path), f"--query={TUTORIAL_QUERY}", "--result_table=results"]  # a directory
+
+    job = subprocess.run([sys.executable, "-c", code, *args], env={**without_snowflake_env(), **emulator_env},
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+
+    assert job.returncode == 1
+    assert (
+        job.stdout.splitlines()[-1]
+        == f"job-tutorial - ERROR - Job failed: the login token {str(tmp_path)!r} cannot be read: Is a directory"
+    )
+    assert job.stderr == ""
 
 
 def test_inside_spcs_the_token_file_selects_oauth_and_stays_secret(emulator_env: dict[str, str], tmp_path) -> None:
@@ -214,7 +269,7 @@ def test_a_named_connection_from_connections_toml_is_loaded_by_the_connector(
     assert len(table_rows(emulator_env, table)) == 1
 
 
-def test_a_private_key_file_selects_key_pair_authentication(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_private_key_file_selects_key_pair_authentication(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     sys.path.insert(0, str(JOB.parent))
     try:
         import main
@@ -224,10 +279,12 @@ def test_a_private_key_file_selects_key_pair_authentication(monkeypatch: pytest.
         monkeypatch.delenv(name)
     monkeypatch.setenv("SNOWFLAKE_ACCOUNT", "myorg-myaccount")
     monkeypatch.setenv("SNOWFLAKE_USER", "tutorial_user")
-    monkeypatch.setenv("SNOWFLAKE_PRIVATE_KEY_FILE", "/keys/rsa_key.p8")
+    key_file = tmp_path / "rsa_key.p8"
+    key_file.write_text("-----BEGIN PRIVATE KEY-----\n")
+    monkeypatch.setenv("SNOWFLAKE_PRIVATE_KEY_FILE", str(key_file))
 
     params = main.get_connection_params()
 
     assert params["authenticator"] == "SNOWFLAKE_JWT"
-    assert params["private_key_file"] == "/keys/rsa_key.p8"
+    assert params["private_key_file"] == str(key_file)
     assert "password" not in params
