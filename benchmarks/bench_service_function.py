@@ -6,7 +6,6 @@ sends the same Echo service the same 100-row batch, in one run, taking turns. Th
 worker on CPU 0; the emulator and wrk run on CPU 1. Goal: the emulator's rows/s >= 25% of wrk's.
 """
 
-import os
 import statistics
 import subprocess
 import sys
@@ -34,7 +33,6 @@ def main() -> None:
                     str(Path(tmp, "snowflake")), "--external-service", f"echo_service:echoendpoint={echo}"]  # fmt: skip
         stack.enter_context(running(emulator, f"http://127.0.0.1:{port}/healthcheck", cwd=ROOT,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
-        os.environ["SNOWFLAKE_DISABLE_PLATFORM_DETECTION"] = "true"  # nothing leaves the machine
         env = client_env(port)
         cursor = stack.enter_context(snowflake.connector.connect(**connection_params(env))).cursor()
         cursor.execute(f"CREATE FUNCTION my_echo_udf (InputText varchar) RETURNS varchar SERVICE=echo_service "

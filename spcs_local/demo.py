@@ -29,14 +29,12 @@ import snowflake.connector
 import snowflake.connector.errors
 from snowflake.connector.util_text import split_statements
 
-from spcs_local.emulator import client_env, connection_params
+from spcs_local.emulator import LOCAL_ONLY, client_env, connection_params
 from spcs_local.processes import free_port, stop, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = 5
 TUTORIAL_QUERY = "select current_time() as time,'hello'"
-# Nothing leaves the machine: the connector's cloud platform detection is off, here and in the jobs.
-LOCAL_ONLY = {"SNOWFLAKE_DISABLE_PLATFORM_DETECTION": "true"}
 STOPPED = threading.Event()
 
 
@@ -117,10 +115,10 @@ def demo(local_dir: Path) -> None:
     logs = local_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     snowflake_port, echo_port = free_port(), free_port()
-    snowflake_env = {**client_env(snowflake_port), **LOCAL_ONLY}
+    snowflake_env = client_env(snowflake_port)
     echo_url = f"http://127.0.0.1:{echo_port}"
     python = sys.executable
-    os.environ.update(LOCAL_ONLY)
+    os.environ.update(LOCAL_ONLY)  # and in this process's own connection
 
     with contextlib.ExitStack() as stack:
         header(1, "start the Echo service (Tutorial 1) as Bob, and the embedded Snowflake emulator")

@@ -14,13 +14,14 @@ from docker.models.images import Image
 from hypothesis import settings
 from snowflake.snowpark import Session
 
-from spcs_local.emulator import client_env, connection_params
+from spcs_local.emulator import LOCAL_ONLY, client_env, connection_params
 from spcs_local.processes import free_port, running
 
 ROOT = Path(__file__).resolve().parent.parent
 # Generated inputs: about 1000 a test by default; `make test-long` runs the "long" profile.
 settings.register_profile("default", max_examples=1000)
 settings.register_profile("long", max_examples=10_000)
+os.environ.update(LOCAL_ONLY)  # no test's connection probes cloud metadata: nothing leaves the machine
 
 
 ECHO_SERVICE = [sys.executable, str(ROOT / "echo-service" / "echo_service.py")]
@@ -61,8 +62,10 @@ def snowpark_session(env: dict[str, str]) -> Session:
 
 
 def without_snowflake_env() -> dict[str, str]:
-    """This process's environment with no SNOWFLAKE_* variable, so a test's own connection is the only one."""
-    return {name: value for name, value in os.environ.items() if not name.startswith("SNOWFLAKE_")}
+    """This process's environment with no SNOWFLAKE_* variable, so a test's own connection is the only one
+    (LOCAL_ONLY's stay)."""
+    kept = {name: value for name, value in os.environ.items() if not name.startswith("SNOWFLAKE_")}
+    return {**kept, **LOCAL_ONLY}
 
 
 def live_snowflake_env() -> dict[str, str]:

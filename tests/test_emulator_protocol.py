@@ -140,3 +140,14 @@ def test_other_sql_still_runs_on_fakesnow_in_the_sessions_context(emulator: tupl
         assert cursor.execute("select sum(n), current_role(), current_warehouse() from t").fetchall() == [
             (3, "TEST_ROLE", "TUTORIAL_WAREHOUSE")
         ]
+
+
+def test_clients_of_the_emulator_never_probe_cloud_metadata(monkeypatch: pytest.MonkeyPatch) -> None:
+    from snowflake.connector.platform_detection import detect_platforms
+
+    monkeypatch.delenv("SNOWFLAKE_DISABLE_PLATFORM_DETECTION", raising=False)
+    for name, value in client_env(8765).items():  # what a job, the demo or `make local-up`'s exports get
+        monkeypatch.setenv(name, value)
+
+    assert detect_platforms(platform_detection_timeout_seconds=0.2) == ["disabled"]
+    assert "disable_platform_detection" not in connection_params(client_env(8765))

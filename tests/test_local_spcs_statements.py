@@ -201,6 +201,7 @@ def test_create_service_runs_the_staged_spec_as_spcs_would(spcs: LocalSPCS) -> N
         "SNOWFLAKE_ACCOUNT": "tutorial", "SNOWFLAKE_DATABASE": "TUTORIAL_DB", "SNOWFLAKE_SCHEMA": "DATA_SCHEMA",
     }  # fmt: skip
     assert workload.files == {"/snowflake/session/token": spcs.settings.token_file}
+    assert echo.env["SNOWFLAKE_DISABLE_PLATFORM_DETECTION"] == "true"  # nothing leaves the machine
 
 
 def test_the_tutorials_spec_and_specification_forms_work_too(spcs: LocalSPCS) -> None:

@@ -16,6 +16,9 @@ This module holds only what clients need to reach it: its names and their enviro
 ACCOUNT, USER, PASSWORD = "tutorial", "tutorial_user", "tutorial_password"
 OAUTH_TOKEN = "local-spcs-session-token"
 DATABASE, SCHEMA, WAREHOUSE, ROLE = "TUTORIAL_DB", "DATA_SCHEMA", "TUTORIAL_WAREHOUSE", "TEST_ROLE"
+# Nothing leaves the machine: the connector's cloud platform detection (which asks 169.254.169.254 and
+# the like) stays off for every client of the emulator, jobs in the local SPCS included.
+LOCAL_ONLY = {"SNOWFLAKE_DISABLE_PLATFORM_DETECTION": "true"}
 
 
 def client_env(port: int, host: str = "127.0.0.1") -> dict[str, str]:
@@ -31,9 +34,11 @@ def client_env(port: int, host: str = "127.0.0.1") -> dict[str, str]:
         "SNOWFLAKE_SCHEMA": SCHEMA,
         "SNOWFLAKE_WAREHOUSE": WAREHOUSE,
         "SNOWFLAKE_ROLE": ROLE,
+        **LOCAL_ONLY,
     }
 
 
 def connection_params(env: dict[str, str]) -> dict[str, str]:
-    """SNOWFLAKE_* env vars as connector (and Snowpark) parameters: SNOWFLAKE_HOST -> host."""
-    return {name.removeprefix("SNOWFLAKE_").lower(): value for name, value in env.items()}
+    """SNOWFLAKE_* env vars as connector (and Snowpark) parameters: SNOWFLAKE_HOST -> host. LOCAL_ONLY's
+    variables are for the connector's environment, not parameters."""
+    return {name.removeprefix("SNOWFLAKE_").lower(): value for name, value in env.items() if name not in LOCAL_ONLY}

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import yaml
 
+from spcs_local.emulator import LOCAL_ONLY
 from spcs_local.emulator.results import SnowflakeError, already_exists, does_not_exist, invalid, unsupported
 from spcs_local.emulator.workload import Backend, BackendError, Container, ContainerState, Probe, Workload
 from spcs_local.lint import ERROR, as_spcs_reads, lint
@@ -687,6 +688,7 @@ class Catalog:
             "SNOWFLAKE_DATABASE": service.database,
             "SNOWFLAKE_SCHEMA": service.schema,
             "SNOWFLAKE_PROTOCOL": "http",  # the emulator speaks plain HTTP; SPCS needs no such variable
+            **LOCAL_ONLY,  # nor this one: no probe of cloud metadata leaves the machine
         }
         containers, ports = [], {e["port"] for e in spec.get("endpoints") or [] if "port" in e}
         for entry in spec["containers"]:
