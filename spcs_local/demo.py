@@ -57,6 +57,15 @@ def start(stack: contextlib.ExitStack, name: str, args: list[str], env: dict[str
     return process
 
 
+def ready(url: str, process: subprocess.Popen, log: Path) -> None:
+    """Wait for a server the demo started; if it stops instead, its log's last line says why."""
+    try:
+        wait_for_http(url, process)
+    except (RuntimeError, TimeoutError) as error:
+        last = log.read_text(errors="replace").strip().splitlines()[-1:]
+        raise DemoFailed(f"{error}: {last[0]}" if last else str(error)) from None
+
+
 def restore_sigint() -> None:
     """A child gets Ctrl-C again, even when the demo itself was started with SIGINT ignored."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -138,8 +147,8 @@ def demo(local_dir: Path) -> None:
             {},
             logs / "snowflake.log",
         )  # fmt: skip
-        wait_for_http(f"{echo_url}/healthcheck", echo)
-        wait_for_http(f"http://127.0.0.1:{snowflake_port}/healthcheck", emulator)
+        ready(f"{echo_url}/healthcheck", echo, echo_log)
+        ready(f"http://127.0.0.1:{snowflake_port}/healthcheck", emulator, logs / "snowflake.log")
         print("both are ready", flush=True)
 
         header(2, "Tutorial 1's SQL, from echo-service/sql/: my_echo_udf sends its rows to the Echo service")

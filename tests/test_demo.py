@@ -6,7 +6,11 @@ import signal
 import subprocess
 import sys
 
-from .conftest import ROOT
+import pytest
+
+from spcs_local.processes import free_port
+
+from .conftest import ROOT, start_emulator
 
 
 def started_pids(output: str) -> list[int]:
@@ -48,23 +52,53 @@ def test_make_demo_runs_the_whole_flow_and_leaves_nothing_running(tmp_path) -> N
     assert not any(is_running(pid) for pid in pids)
 
 
-def test_an_interrupted_demo_stops_what_it_started(tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("sigint", "when"),
+    [
+        ("inherited", "both are ready"),
+        ("ignored", "both are ready"),
+        ("inherited", "job-tutorial - INFO - Job started"),
+    ],
+    ids=["while-starting", "started-with-sigint-ignored", "while-the-job-runs"],
+)
+def test_ctrl_c_stops_the_demo_and_what_it_started(tmp_path, sigint: str, when: str) -> None:
+    # A background job (`make test &`, nohup, CI) starts with SIGINT ignored; Ctrl-C must stop the demo anyway.
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint == "ignored" else None
     demo = subprocess.Popen(
         [sys.executable, "-m", "spcs_local.demo", "--local-dir", str(tmp_path)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        preexec_fn=ignore,
     )  # fmt: skip
     output = []
     try:
         for line in demo.stdout:  # type: ignore[union-attr]
             output.append(line)
-            if "both are ready" in line:
-                demo.send_signal(signal.SIGINT)
+            if when in line:
+                os.killpg(demo.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the demo and all it runs
                 break
         output.append(demo.communicate(timeout=60)[0])
     finally:
         demo.kill()
 
     assert demo.returncode == 130
+    assert "Demo stopped" in output[-1] and "Demo failed" not in output[-1], "".join(output)
     pids = started_pids("".join(output))
     assert len(pids) == 2
     assert not any(is_running(pid) for pid in pids)
+
+
+def test_the_demo_keeps_its_data_apart_and_says_when_another_emulator_holds_it(tmp_path) -> None:
+    # `make local-up` keeps its data in LOCAL_DIR/snowflake, the demo in LOCAL_DIR/demo: both can run.
+    with start_emulator(free_port(), tmp_path / "snowflake"):
+        demo = make_demo(tmp_path)
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+
+    with start_emulator(free_port(), tmp_path / "demo" / "snowflake") as holder:  # another demo's emulator, say
+        demo = make_demo(tmp_path)
+    assert demo.returncode != 0
+    assert f"is in use by another emulator (PID {holder.pid}): stop it (make local-down)" in demo.stderr
+
+
+def make_demo(local_dir) -> subprocess.CompletedProcess:
+    return subprocess.run(["make", "-s", "demo", f"LOCAL_DIR={local_dir}"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip

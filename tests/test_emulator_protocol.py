@@ -2,17 +2,20 @@
 long statements answered "in progress" and polled, a repeated request not run twice, session tokens
 for the image registry, and no HTTP 500 whatever the statement."""
 
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import requests
 import snowflake.connector
+import snowflake.connector.errors
 
 from spcs_local.emulator import OAUTH_TOKEN, client_env, connection_params
+from spcs_local.processes import free_port
 
-from .conftest import ROOT
+from .conftest import ROOT, start_emulator
 from .fakes import FakeBackend, LocalSPCS, serving
 
 JOB_SPEC = (ROOT / "tutorial-2-job" / "my_job_spec.yaml").read_text()
@@ -151,3 +154,120 @@ def test_clients_of_the_emulator_never_probe_cloud_metadata(monkeypatch: pytest.
 
     assert detect_platforms(platform_detection_timeout_seconds=0.2) == ["disabled"]
     assert "disable_platform_detection" not in connection_params(client_env(8765))
+
+
+def test_several_statements_in_one_request_are_refused_before_any_runs(emulator: tuple[str, LocalSPCS]) -> None:
+    base, _ = emulator
+    with connect(base) as connection:
+        cursor = connection.cursor()
+        cursor.execute("create or replace table kept (n int)")
+
+        with pytest.raises(snowflake.connector.errors.ProgrammingError) as refused:
+            cursor.execute("select 1; drop table kept")
+        with pytest.raises(snowflake.connector.errors.ProgrammingError) as asked_for:
+            cursor.execute("insert into kept values (1); insert into kept values (2)", num_statements=2)
+
+        assert (refused.value.errno, refused.value.raw_msg) == (
+            8, "Actual statement count 2 did not match the desired statement count 1."
+        )  # fmt: skip
+        assert "runs one statement a request" in asked_for.value.msg
+        assert cursor.execute("select count(*) from kept; -- a trailing ; ends no statement").fetchall() == [(0,)]
+        assert cursor.execute("select ';' as semicolon /* ; */").fetchall() == [(";",)]
+
+
+BIG_INSERT = "insert into big select seq8() from table(generator(rowcount => 2000000000))"
+
+
+def run_cancelled(connection: snowflake.connector.SnowflakeConnection, cancel: Callable[[], object]) -> list[Exception]:
+    """Run BIG_INSERT in a thread and cancel it (again and again, until it ends): its errors."""
+    connection.cursor().execute("create or replace table big (n int)")
+    errors: list[Exception] = []
+
+    def insert() -> None:
+        try:
+            connection.cursor().execute(BIG_INSERT)
+        except snowflake.connector.errors.Error as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=insert, daemon=True)
+    thread.start()
+    for _ in range(60):
+        thread.join(0.5)
+        if not thread.is_alive():
+            break
+        cancel()
+    return errors
+
+
+def test_cancel_all_queries_rolls_the_running_statement_back(emulator: tuple[str, LocalSPCS]) -> None:
+    base, _ = emulator
+    with connect(base) as connection, connect(base) as watcher:
+        errors = run_cancelled(connection, lambda: connection.cursor().execute("select system$cancel_all_queries(0)"))
+
+        assert [error.errno for error in errors] == [604] and "SQL execution canceled" in str(errors[0])  # type: ignore[attr-defined]
+        assert watcher.cursor().execute("select count(*) from big").fetchall() == [(0,)]
+
+
+def test_the_connectors_abort_request_rolls_the_running_statement_back(emulator: tuple[str, LocalSPCS]) -> None:
+    base, _ = emulator
+    with connect(base) as connection, connect(base) as watcher:
+        connection.cursor().execute("create or replace table big (n int)")
+
+        with pytest.raises(snowflake.connector.errors.ProgrammingError) as cancelled:
+            connection.cursor().execute(BIG_INSERT, timeout=1)  # the connector sends abort-request after 1 s
+
+        assert cancelled.value.errno == 604
+        assert watcher.cursor().execute("select count(*) from big").fetchall() == [(0,)]
+
+
+def test_closing_a_session_cancels_what_it_runs(emulator: tuple[str, LocalSPCS]) -> None:
+    base, _ = emulator
+    with connect(base) as connection, connect(base) as watcher:
+        token = connection.rest.token
+        closes = lambda: requests.post(f"{base}/session?delete=true", headers=auth(token), timeout=10)  # noqa: E731
+        errors = run_cancelled(connection, closes)
+
+        assert errors and "SQL execution canceled" in str(errors[0])
+        assert watcher.cursor().execute("select count(*) from big").fetchall() == [(0,)]
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f'Snowflake Token="{token}"'}
+
+
+def test_a_login_to_a_database_that_does_not_exist_has_no_current_database(emulator: tuple[str, LocalSPCS]) -> None:
+    base, _ = emulator
+    port = int(base.rsplit(":", 1)[1])
+    params = connection_params({**client_env(port), "SNOWFLAKE_DATABASE": "NO_SUCH_DB"})
+    with snowflake.connector.connect(**params) as connection:
+        cursor = connection.cursor()
+
+        assert cursor.execute("select current_database(), current_schema()").fetchall() == [(None, None)]
+        with pytest.raises(snowflake.connector.errors.ProgrammingError, match="does not have a current database"):
+            cursor.execute("create table t (n int)")
+        assert "NO_SUCH_DB" not in [row[1] for row in cursor.execute("show databases").fetchall()]
+
+
+@pytest.mark.parametrize("name", ['"../escaped"', '"a/b"', '"two words"'])
+def test_a_database_name_that_cant_be_a_file_name_is_refused(emulator: tuple[str, LocalSPCS], name: str) -> None:
+    base, spcs = emulator
+    refused = pytest.raises(snowflake.connector.errors.ProgrammingError, match="name yours with letters, digits")
+    with connect(base) as connection, refused:
+        connection.cursor().execute(f"create database {name}")
+
+    assert not list(spcs.path.parent.rglob("escaped*"))
+
+
+def test_staged_files_stay_in_the_data_dir_across_a_restart_and_nothing_is_left_in_tmp(tmp_path) -> None:
+    port, data, temp = free_port(), tmp_path / "snowflake", tmp_path / "tmp"
+    temp.mkdir()
+    spec = ROOT / "tutorial-2-job" / "my_job_spec.yaml"
+    with start_emulator(port, data, env={"TMPDIR": str(temp)}), connect(f"http://127.0.0.1:{port}") as connection:
+        connection.cursor().execute("create stage specs")
+        connection.cursor().execute(f"put file://{spec} @specs auto_compress=false")
+    assert list(temp.iterdir()) == []  # the emulator stopped, and left no folder behind
+
+    with start_emulator(port, data), connect(f"http://127.0.0.1:{port}") as connection:
+        listed = connection.cursor().execute("list @specs").fetchall()
+
+    assert [row[0] for row in listed] == ["specs/my_job_spec.yaml"]

@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -36,6 +37,11 @@ def run_job(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.
 def table_rows(env: dict[str, str], table: str) -> list[tuple]:
     with snowpark_session(env) as session:
         return [tuple(row) for row in session.table(table).collect()]
+
+
+def row_count(env: dict[str, str], table: str) -> int:
+    with snowpark_session(env) as session:
+        return session.table(table).count()
 
 
 def new_table() -> str:
@@ -247,6 +253,44 @@ def test_sigterm_ends_the_job_cleanly(tmp_path) -> None:
 
     assert job.returncode == 143
     assert "Job stopped: SIGTERM received" in rest
+
+
+def start_big_insert(env: dict[str, str], rows: int) -> subprocess.Popen:
+    """The job appending `rows` rows to `numbers` (one row, 0, before), once it is under way. The emulator
+    inserts about 10 million rows a second."""
+    assert run_job(env, "--query=select 0 as n", "--result_table=numbers").returncode == 0
+    query = f"select seq8() as n from table(generator(rowcount => {rows}))"
+    job = subprocess.Popen(
+        [sys.executable, str(JOB), f"--query={query}", "--result_table=numbers"],
+        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    for line in job.stdout:  # type: ignore[union-attr]
+        if "Executing query" in line:
+            break
+    time.sleep(0.5)  # the INSERT runs
+    return job
+
+
+def test_a_job_stopped_mid_insert_commits_none_of_it(tmp_path) -> None:
+    port = free_port()
+    with start_emulator(port, tmp_path):
+        job = start_big_insert(client_env(port), 80_000_000)
+        job.send_signal(signal.SIGTERM)
+        job.communicate(timeout=30)
+        time.sleep(10)  # past the time the whole INSERT takes
+
+        assert row_count(client_env(port), "numbers") == 1
+
+
+def test_a_backend_stopped_mid_insert_commits_none_of_it(tmp_path) -> None:
+    port = free_port()
+    with start_emulator(port, tmp_path) as emulator:
+        job = start_big_insert(client_env(port), 20_000_000)  # it would end within the server's 2 s to drain
+        emulator.send_signal(signal.SIGTERM)
+        emulator.wait(timeout=30)
+    job.kill()
+    with start_emulator(port, tmp_path):  # the same data, after a restart
+        assert row_count(client_env(port), "numbers") == 1
 
 
 def test_a_named_connection_from_connections_toml_is_loaded_by_the_connector(

@@ -146,7 +146,8 @@ def run_job() -> None:
             res.write.mode("append").save_as_table(result_table)
         except BaseException:
             if not existed:  # created for a query that failed: leave nothing behind
-                within(CLEANUP_SECONDS, lambda: session.sql(f"drop table if exists {result_table}").collect())
+                drop = session.sql(f"drop table if exists {result_table}").collect
+                within(CLEANUP_SECONDS, session.cancel_all, drop)
             raise
 
     logger.info("Job finished")
@@ -154,11 +155,12 @@ def run_job() -> None:
 
 @contextlib.contextmanager
 def closed_at_the_end(session: Session) -> Iterator[Session]:
-    """The session, closed when the block ends; after a failure within CLEANUP_SECONDS."""
+    """The session, closed when the block ends. After a failure (SIGTERM included) what it still runs is
+    cancelled first, so that nothing half-done commits, all within CLEANUP_SECONDS."""
     try:
         yield session
     except BaseException:
-        within(CLEANUP_SECONDS, session.close)
+        within(CLEANUP_SECONDS, session.cancel_all, session.close)
         raise
     session.close()
 
@@ -173,16 +175,18 @@ def table_exists(session: Session, table: str) -> bool:
     return True
 
 
-def within(seconds: float, cleanup: Callable[[], Any]) -> None:
-    """Run a cleanup for at most `seconds`, in the background: if Snowflake is gone, the job won't wait."""
-    worker = threading.Thread(target=quietly, args=(cleanup,), daemon=True)
+def within(seconds: float, *steps: Callable[[], Any]) -> None:
+    """Run cleanup steps, in order, for at most `seconds` in all, in the background: if Snowflake is gone,
+    the job won't wait for it."""
+    worker = threading.Thread(target=quietly, args=steps, daemon=True)
     worker.start()
     worker.join(seconds)
 
 
-def quietly(cleanup: Callable[[], Any]) -> None:
-    with contextlib.suppress(Exception):  # the failure that made the cleanup needed is the one to report
-        cleanup()
+def quietly(*steps: Callable[[], Any]) -> None:
+    for step in steps:
+        with contextlib.suppress(Exception):  # the failure that made the cleanup needed is the one to report
+            step()
 
 
 def quiet_thread_errors(args: threading.ExceptHookArgs) -> None:

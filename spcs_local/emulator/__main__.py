@@ -6,10 +6,13 @@ local SPCS.
 """
 
 import argparse
+import errno
 import shlex
+import sys
 from pathlib import Path
 
 from spcs_local.emulator import client_env
+from spcs_local.emulator.fakesnow_fixes import DataInUse
 from spcs_local.emulator.server import parse_external_service, serve
 
 
@@ -34,7 +37,14 @@ def main() -> None:
     for name, value in client_env(args.port).items():
         print(f"export {name}={shlex.quote(value)}")
     print(flush=True)
-    serve(args.host, args.port, args.data_dir, args.registry, args.poll_seconds, tuple(args.external_service))
+    try:
+        serve(args.host, args.port, args.data_dir, args.registry, args.poll_seconds, tuple(args.external_service))
+    except DataInUse as error:
+        sys.exit(f"Can't start the emulator: {error}")
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            raise
+        sys.exit(f"Can't start the emulator: port {args.port} is in use; give it another --port.")
 
 
 if __name__ == "__main__":

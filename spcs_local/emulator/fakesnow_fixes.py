@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from spcs_local.emulator import DATABASE, SCHEMA
 from spcs_local.emulator.catalog import ObjectName, ServiceFunction
 from spcs_local.emulator.results import SnowflakeError
 from spcs_local.emulator.service_functions import json_arguments, sql_type
@@ -39,9 +40,14 @@ ARROW_TYPES: dict[str, Callable[[Any], Any]] = {
 
 CANCEL_ALL_QUERIES = re.compile(r"^\s*select\s+system\$cancel_all_queries\b", re.I)
 CREATE_IF_NOT_EXISTS = re.compile(r"^(\s*CREATE\s+(?:\w+\s+)*?TABLE)\s+(.+?)\s+IF\s+NOT\s+EXISTS\s*\(", re.I | re.S)
-CONTEXT_FUNCTION = re.compile(r"\bcurrent_(warehouse|role)\s*\(\s*\)", re.I)
+CONTEXT_FUNCTION = re.compile(r"\bcurrent_(warehouse|role|database|schema)\s*\(\s*\)", re.I)
 UDF_FAILURE = re.compile(r"Python exception occurred while executing the UDF: \w+: (.*)", re.S)
 UNQUOTED_PUT_SOURCE = re.compile(r"^(\s*put\s+)(file://\S+)", re.I)
+PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+
+
+class DataInUse(Exception):
+    """The data dir is open in another process; the message says which and what to do."""
 
 
 def install(data_dir: Path) -> Any:
@@ -65,16 +71,28 @@ def install(data_dir: Path) -> Any:
     data_dir.mkdir(parents=True, exist_ok=True)
     shared = FakeSnow(db_path=data_dir)
     shared.duck_conn.execute(f"DETACH {GLOBAL_DATABASE_NAME}")
-    shared.duck_conn.execute(f"ATTACH '{(data_dir / '_fs_global.duckdb').resolve()}' AS {GLOBAL_DATABASE_NAME}")
+    try:
+        shared.duck_conn.execute(f"ATTACH '{(data_dir / '_fs_global.duckdb').resolve()}' AS {GLOBAL_DATABASE_NAME}")
+    except duckdb.IOException as error:  # DuckDB's file lock: another emulator has this data open
+        holder = re.search(r"PID (\d+)", str(error))
+        raise DataInUse(
+            f"{data_dir} is in use by another emulator{f' (PID {holder[1]})' if holder else ''}: stop it "
+            "(make local-down), or give this one another --data-dir."
+        ) from None
     shared.duck_conn.execute(fakesnow.info_schema.fs_global_creation_sql())
     shared.duck_conn.execute(fakesnow.transforms.show.fs_global_creation_sql())
     shared.duck_conn.execute("SET GLOBAL disabled_optimizers = 'unused_columns'")
     cursor_execute = fakesnow.cursor.FakeSnowflakeCursor._execute
 
     def execute_with_function_errors(self: Any, *args: Any, **kwargs: Any) -> Any:
-        # A service function's failure is the query's error, in the function's own words.
+        # A service function's failure is the query's error, in the function's own words; an interrupted
+        # statement (see cancel) was rolled back, and is Snowflake's "canceled".
         try:
             return cursor_execute(self, *args, **kwargs)
+        except duckdb.InterruptException:
+            raise snowflake.connector.errors.ProgrammingError(
+                msg="SQL execution canceled", errno=604, sqlstate="57014"
+            ) from None
         except duckdb.InvalidInputException as error:
             if match := UDF_FAILURE.search(str(error)):
                 raise snowflake.connector.errors.ProgrammingError(
@@ -83,7 +101,26 @@ def install(data_dir: Path) -> Any:
             raise
 
     fakesnow.cursor.FakeSnowflakeCursor._execute = execute_with_function_errors
+    create_database = fakesnow.transforms.create_database
+
+    def create_database_named_safely(expression: Any, db_path: Path | None = None) -> Any:
+        # A database is a file named after it: a name that isn't a plain identifier can't be one.
+        created = create_database(expression, db_path=db_path)
+        name = created.args.get("create_db_name")
+        if name is not None and not PLAIN_NAME.fullmatch(name):
+            raise snowflake.connector.errors.ProgrammingError(
+                msg=f"The local Snowflake emulator keeps databases as files: name yours with letters, digits, "
+                f"'_' and '$' (not {name!r}).",
+                errno=2,
+                sqlstate="0A000",
+            )
+        return created
+
+    fakesnow.transforms.create_database = create_database_named_safely
     fakesnow.server.shared_fs = shared
+    # The tutorials' database and schema exist from the start, as after their Common Setup; a login
+    # never creates one (see login_context).
+    shared.connect(DATABASE, SCHEMA).close()
     stages = data_dir / "stages"
     stages.mkdir(exist_ok=True)
     shutil.rmtree(fakesnow.transforms.stage.LOCAL_BUCKET_PATH, ignore_errors=True)
@@ -92,9 +129,10 @@ def install(data_dir: Path) -> Any:
     return fakesnow.server.app
 
 
-def rewrite(sql: str, warehouse: str | None, role: str) -> str:
-    """The statement as fakesnow can run it, in this session's context."""
-    values = {"warehouse": warehouse, "role": role}
+def rewrite(sql: str, context: dict[str, str | None]) -> str:
+    """The statement as fakesnow can run it, in this session's context: its warehouse, role, database and
+    schema (NULL when it has none; DuckDB would name its own)."""
+    values = {name: context.get(name) for name in ("warehouse", "role", "database", "schema")}
     sql = CREATE_IF_NOT_EXISTS.sub(r"\1 IF NOT EXISTS \2 (", sql, count=1)
     sql = UNQUOTED_PUT_SOURCE.sub(lambda m: m[1] + sql_string(m[2]), sql, count=1)
     return CONTEXT_FUNCTION.sub(lambda m: sql_string(values[m.group(1).lower()]), sql)
@@ -123,6 +161,38 @@ def current_database_and_schema(token: str) -> tuple[str | None, str | None]:
 
     connection = fakesnow.server.sessions.get(token)
     return (connection.database, connection.schema) if connection else (None, None)
+
+
+def login_context(database: str | None, schema: str | None) -> tuple[str | None, str | None]:
+    """The database and schema a login gets: those that exist, as Snowflake gives them (a session
+    without a current database when it doesn't exist)."""
+    import fakesnow.server
+
+    def exists(catalog: str, schema: str | None = None) -> bool:
+        query = "select 1 from information_schema.schemata where upper(catalog_name) = ?"
+        values = [catalog.strip('"').upper()]
+        if schema is not None:
+            query, values = query + " and upper(schema_name) = ?", [*values, schema.strip('"').upper()]
+        cursor = fakesnow.server.shared_fs.duck_conn.cursor()
+        try:
+            return cursor.execute(query, values).fetchone() is not None
+        finally:
+            cursor.close()
+
+    if not database or not exists(database):
+        return None, None
+    return database, schema if schema and exists(database, schema) else None
+
+
+def cancel(token: str | None = None) -> None:
+    """Interrupt the statement the session runs, or every session's: DuckDB rolls it back, and its client
+    gets Snowflake's "SQL execution canceled". A session running nothing is not affected."""
+    import fakesnow.server
+
+    sessions = fakesnow.server.sessions
+    connections = list(sessions.values()) if token is None else [sessions[token]] if token in sessions else []
+    for connection in connections:
+        connection._duck_conn.interrupt()
 
 
 def end_session(token: str) -> None:

@@ -21,14 +21,14 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import anyio.to_thread
 
 from spcs_local.emulator import ACCOUNT, OAUTH_TOKEN, PASSWORD, ROLE, USER, fakesnow_fixes
 from spcs_local.emulator.results import Result, SnowflakeError, json_value
 from spcs_local.emulator.service_functions import CallContext, Caller
-from spcs_local.emulator.statements import Context, Statements
+from spcs_local.emulator.statements import Context, Statements, statement_count
 
 Receive = Callable[[], Awaitable[dict]]
 Send = Callable[[dict], Awaitable[None]]
@@ -76,10 +76,14 @@ class Front:
                 await self.token(scope, receive, send)
             elif path == "/queries/v1/query-request":
                 await self.query(scope, receive, send)
+            elif path == "/queries/v1/abort-request":  # the connector cancels a query (a timeout, Ctrl-C)
+                fakesnow_fixes.cancel(session_token(scope))
+                await reply(send, 200, b'{"data": null, "code": null, "message": null, "success": true}')
             elif match := RESULT_PATH.match(path):
                 await self.answer(send, match[1])
             else:
-                if path == "/session" and ("delete", "true") in parse_query(scope):
+                if path == "/session" and ("delete", "true") in parse_query(scope):  # a client closes its session
+                    fakesnow_fixes.cancel(session_token(scope))
                     self.sessions.pop(session_token(scope), None)
                 await self.forward(scope, await read_body(scope, receive), send)
         except Exception as error:  # never a 500: the client would retry it, and it is our bug
@@ -99,6 +103,12 @@ class Front:
             await reply(send, 200, error_body(failure))
             return
         raw = json.dumps(body).encode()
+        # A database or schema that doesn't exist is not the session's (and not created), as in Snowflake.
+        params = dict(parse_query(scope))
+        context = fakesnow_fixes.login_context(params.get("databaseName"), params.get("schemaName"))
+        params = {k: v for k, v in params.items() if k not in ("databaseName", "schemaName")}
+        params |= {name: value for name, value in zip(("databaseName", "schemaName"), context, strict=True) if value}
+        scope = {**scope, "query_string": urlencode(params).encode()}
         status, headers, answer = await call(self.app, with_body(scope, raw), raw)
         result = json.loads(answer)
         if result.get("success"):
@@ -139,7 +149,11 @@ class Front:
         if session is None:  # fakesnow answers: the client must log in again
             await self.forward(scope, raw, send)
             return
+        if (count := statement_count(sql)) > 1:  # refused before anything runs, as Snowflake does by default
+            await reply(send, 200, error_body(several_statements(count, body.get("parameters") or {})))
+            return
         if fakesnow_fixes.CANCEL_ALL_QUERIES.match(sql):
+            fakesnow_fixes.cancel(token)
             await reply(send, 200, result_body(Result.status("Queries cancelled."), str(uuid.uuid4()), None))
             return
         context = Context(
@@ -153,7 +167,9 @@ class Front:
         if run is None:
             query_id = str(uuid.uuid4())
             for_fakesnow, calls = self.statements.service_function_calls(sql, context, query_id)
-            body["sqlText"] = fakesnow_fixes.rewrite(for_fakesnow, session.warehouse, session.role)
+            values = {"warehouse": session.warehouse, "role": session.role, "database": context.database,
+                      "schema": context.schema}  # fmt: skip
+            body["sqlText"] = fakesnow_fixes.rewrite(for_fakesnow, values)
             self.caller.open(CallContext(query_id, session.user, session.role, context.database, context.schema,
                                          session.warehouse, ACCOUNT), calls)  # fmt: skip
             try:
@@ -226,6 +242,17 @@ class Front:
             await reply(send, 200, error_body(failure))
             return
         await reply(send, status, fakesnow_fixes.without_call_ids(answer, calls), headers)
+
+
+def several_statements(count: int, parameters: dict) -> SnowflakeError:
+    """Snowflake runs one statement a request unless the client asks for more (MULTI_STATEMENT_COUNT);
+    the emulator runs one statement a request in any case."""
+    desired = parameters.get("MULTI_STATEMENT_COUNT", 1)
+    if str(desired) in ("0", str(count)):
+        message = f"The local Snowflake emulator runs one statement a request: send the {count} statements one by one."
+        return SnowflakeError(message, "000002", "0A000")
+    return SnowflakeError(f"Actual statement count {count} did not match the desired statement count {desired}.",
+                          "000008", "0A000")  # fmt: skip
 
 
 # --- the wire format ------------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 Without `registry`, it is the embedded Snowflake of `make demo` and the tests: SQL and stages only.
 With it (`make local-up`), SPCS statements run containers on Docker. The emulator then listens on
 127.0.0.1 for `snow` and the host, and on Docker's bridge gateway for the containers, which reach it
-as host.docker.internal. Stopping it (SIGTERM, SIGINT) removes every container and network it started;
-the catalog stays, and the services come back when it starts again.
+as host.docker.internal. Stopping it (SIGTERM, SIGINT) cancels the statements running (nothing half-written
+is committed) and removes every container and network it started; the catalog stays, and the services come
+back when it starts again.
 """
 
 import contextlib
@@ -12,6 +13,7 @@ import hashlib
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -54,13 +56,22 @@ def serve(
         addresses.append(gateway)
     sockets = [listen(address, port) for address in addresses]
     with front_of(app, catalog, fakesnow_fixes.StageFiles(), poll_seconds) as front:
-        server = uvicorn.Server(uvicorn.Config(front, log_level="warning", timeout_graceful_shutdown=2))
+        server = Server(uvicorn.Config(front, log_level="warning", timeout_graceful_shutdown=2))
         catalog.reconcile()
         try:
             server.run(sockets=sockets)
         finally:
             if backend:
                 backend.close()
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, which first cancels the statements running when it is told to stop: what
+    they wrote is rolled back instead of committed while the server drains."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        fakesnow_fixes.cancel()
+        super().handle_exit(sig, frame)
 
 
 @contextlib.contextmanager

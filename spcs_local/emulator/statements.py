@@ -78,6 +78,21 @@ def tokens(sql: str) -> Iterator[Token]:
     yield Token("end", "", "", line, at - line_start, at)
 
 
+def statement_count(sql: str) -> int:
+    """How many statements the text holds: a `;` outside strings, names and comments ends one, and an empty
+    one (after a trailing `;`) doesn't count. Characters the tokenizer doesn't know count as text."""
+    count, pending, at = 0, False, 0
+    while at < len(sql):
+        match = TOKEN.match(sql, at)
+        kind, text = (match.lastgroup, match.group()) if match else ("other", sql[at])
+        if text == ";":
+            count, pending = count + pending, False
+        elif kind != "space":
+            pending = True
+        at += len(text)
+    return count + pending
+
+
 def decode(kind: str, text: str) -> str:
     if kind == "string":
         return re.sub(r"''|\\(.)", lambda m: "'" if m[0] == "''" else ESCAPES.get(m[1], m[1]), text[1:-1], flags=re.S)
