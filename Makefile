@@ -13,7 +13,11 @@ EMULATOR_PORT ?= 8765
 REGISTRY_PORT ?= 5000
 
 # Deploying to your account: every name can be set on the command line or in local.mk (git-ignored;
-# see local.mk.example). The defaults are the tutorials' names.
+# see local.mk.example), and only there: a shell's own DATABASE or ROLE doesn't change the target.
+# The defaults are the tutorials' names.
+DEPLOY_NAMES := CONNECTION ROLE DATABASE SCHEMA WAREHOUSE COMPUTE_POOL REPOSITORY STAGE ECHO_IMAGE JOB_IMAGE \
+	CALLER_IMAGE CONFIRM
+$(foreach name,$(DEPLOY_NAMES),$(if $(filter environment%,$(origin $(name))),$(eval undefine $(name))))
 CONNECTION ?=
 ROLE ?= test_role
 DATABASE ?= tutorial_db
@@ -32,6 +36,9 @@ SNOW_VENV := .snow-venv
 SNOW ?= $(shell command -v snow 2>/dev/null || echo $(CURDIR)/$(SNOW_VENV)/bin/snow)
 SNOWFLAKE_CLI_VERSION := 3.30.0
 
+# A value as one shell word, whatever it holds: variables never reach the shell as code.
+quote = '$(subst ','\'',$(1))'
+
 .DEFAULT_GOAL := help
 .PHONY: help venv demo test test-long lint lint-spec bench run-echo run-job run-caller local-up local-down reset-local
 
@@ -47,7 +54,7 @@ $(VENV)/.installed: pyproject.toml $(APP_REQUIREMENTS)
 	@touch $@
 
 demo: venv ## Run the tutorials' whole flow offline: no account, no Docker
-	$(PY) -m spcs_local.demo --local-dir $(LOCAL_DIR)/demo
+	$(PY) -m spcs_local.demo --local-dir $(call quote,$(LOCAL_DIR)/demo)
 
 test: venv ## Run every test
 	$(PY) -m pytest
@@ -66,7 +73,7 @@ lint: venv ## Lint every spec, every Dockerfile (hadolint) and the code (ruff)
 	$(VENV)/bin/ruff format --check .
 
 lint-spec: venv ## Lint specs: make lint-spec SPEC='a.yaml specs/*.yaml' [STRICT=1: warnings fail too]
-	$(PY) -m spcs_local.lint $(if $(STRICT),--strict) $(SPEC)
+	$(PY) -m spcs_local.lint $(if $(STRICT),--strict) $(foreach spec,$(SPEC),$(call quote,$(spec)))
 
 bench: venv ## Benchmark our code against its baselines (not a test; prints medians and ratios)
 	@command -v wrk >/dev/null || { echo "Installing wrk from Debian's packages"; \
@@ -82,7 +89,8 @@ run-job: venv ## Run Tutorial 2's job with the tutorial's query (export what `ma
 run-caller: venv ## Run Tutorial 3's caller against the Echo service on port 8000 (make run-echo first)
 	SERVICE_URL=http://localhost:8000/echo $(PY) tutorial-3-service-to-service/service_to_service.py
 
-LOCAL_UP = $(PY) -m spcs_local.local up --local-dir $(LOCAL_DIR) --port $(EMULATOR_PORT) --registry-port $(REGISTRY_PORT)
+LOCAL_UP = $(PY) -m spcs_local.local up --local-dir $(call quote,$(LOCAL_DIR)) --port $(call quote,$(EMULATOR_PORT)) \
+	--registry-port $(call quote,$(REGISTRY_PORT))
 local-up: venv docker-registry ## Start the local SPCS in the background: the emulator and an image registry
 	@$(LOCAL_UP)
 
@@ -92,7 +100,7 @@ local-spcs: venv docker-registry
 	@$(LOCAL_UP) --brief
 
 local-down: venv ## Stop the local SPCS, its services and jobs (the data stays in .local/)
-	@$(PY) -m spcs_local.local down --local-dir $(LOCAL_DIR)
+	@$(PY) -m spcs_local.local down --local-dir $(call quote,$(LOCAL_DIR))
 
 # The local SPCS keeps images in Debian's docker-registry: installed when missing, as bench does for wrk.
 .PHONY: docker-registry
@@ -104,22 +112,27 @@ docker-registry:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null; }
 
 reset-local: ## Stop the local SPCS and delete .local/ (or LOCAL_DIR): tables, catalog, images, logs
-	@if [ -x $(PY) ] && [ -d $(LOCAL_DIR)/run ]; then $(PY) -m spcs_local.local down --local-dir $(LOCAL_DIR); fi
-	rm -rf $(LOCAL_DIR)
+	@if [ -x $(PY) ] && [ -d $(call quote,$(LOCAL_DIR)/run) ]; then \
+		$(PY) -m spcs_local.local down --local-dir $(call quote,$(LOCAL_DIR)); fi
+	rm -rf $(call quote,$(LOCAL_DIR))
 
 DOCKER ?= docker
 # CONNECTION=local is the local SPCS: snow reads its connection from .local, never from ~/.snowflake,
 # and probes no cloud platform; any deploy target starts the local SPCS first when it is not running.
 ifeq ($(CONNECTION),local)
-SNOW_ENV := SNOWFLAKE_HOME=$(abspath $(LOCAL_DIR))/snowflake-home SNOWFLAKE_DISABLE_PLATFORM_DETECTION=true
+SNOW_ENV := SNOWFLAKE_HOME=$(call quote,$(abspath $(LOCAL_DIR))/snowflake-home) SNOWFLAKE_DISABLE_PLATFORM_DETECTION=true
 LOCAL_SPCS := local-spcs
 endif
-DEPLOY = $(SNOW_ENV) $(PY) -m spcs_local.deploy --snow=$(SNOW) --docker=$(DOCKER) --connection=$(CONNECTION) \
-	--role=$(ROLE) --database=$(DATABASE) --schema=$(SCHEMA) --warehouse=$(WAREHOUSE) \
-	--compute-pool=$(COMPUTE_POOL) --repository=$(REPOSITORY) --stage=$(STAGE) \
-	--echo-image=$(ECHO_IMAGE) --job-image=$(JOB_IMAGE) --caller-image=$(CALLER_IMAGE) --confirm=$(CONFIRM) --local-dir=$(LOCAL_DIR)
+# Each value quoted; the driver checks every name before it runs anything.
+flag = --$(1)=$(call quote,$(2))
+DEPLOY = $(SNOW_ENV) $(PY) -m spcs_local.deploy $(call flag,snow,$(SNOW)) $(call flag,docker,$(DOCKER)) \
+	$(call flag,connection,$(CONNECTION)) $(call flag,role,$(ROLE)) $(call flag,database,$(DATABASE)) \
+	$(call flag,schema,$(SCHEMA)) $(call flag,warehouse,$(WAREHOUSE)) $(call flag,compute-pool,$(COMPUTE_POOL)) \
+	$(call flag,repository,$(REPOSITORY)) $(call flag,stage,$(STAGE)) $(call flag,echo-image,$(ECHO_IMAGE)) \
+	$(call flag,job-image,$(JOB_IMAGE)) $(call flag,caller-image,$(CALLER_IMAGE)) $(call flag,confirm,$(CONFIRM)) \
+	$(call flag,local-dir,$(LOCAL_DIR))
 snow-cli: ## Install the Snowflake CLI in its own environment (.snow-venv): its pins clash with the apps' Snowpark
-	@test -x "$(SNOW)" || { $(PYTHON) -m venv $(SNOW_VENV) && \
+	@test -x $(call quote,$(SNOW)) || { $(PYTHON) -m venv $(SNOW_VENV) && \
 		$(SNOW_VENV)/bin/pip install --quiet --disable-pip-version-check snowflake-cli==$(SNOWFLAKE_CLI_VERSION); }
 
 DEPLOY_TARGETS := setup build push deploy deploy-echo deploy-tutorial-2 deploy-tutorial-3 \

@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -67,6 +68,9 @@ class Config:
 
 
 JOBS = {"tutorial-2": "tutorial_2_job_service", "tutorial-3": "tutorial_3_job_service"}
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,254}")
+CONNECTION_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+IMAGE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?")
 
 
 class Deploy:
@@ -317,16 +321,35 @@ ACTIONS = {
 }
 
 
+def problem_with(values: dict[str, str]) -> str | None:
+    """The first value that can't be what its Makefile variable names, in one line: names go into SQL and
+    commands, so only plain names pass."""
+    identifiers = ("role", "database", "schema", "warehouse", "compute_pool", "repository", "stage")
+    for name, value in values.items():
+        variable = name.upper()
+        if name == "connection" and value and not CONNECTION_NAME.fullmatch(value):
+            return f"{variable} {value!r} is not a connection name: letters, digits, '_', '-' and '.'"
+        if name in identifiers and not IDENTIFIER.fullmatch(value):
+            return (f"{variable} {value!r} is not a Snowflake identifier: letters, digits, '_' and '$', "
+                    "starting with a letter or '_'")  # fmt: skip
+        if name.endswith("_image") and not IMAGE.fullmatch(value):
+            return f"{variable} {value!r} is not an image name:tag (lowercase letters, digits, '.', '_' and '-')"
+        if name == "confirm" and value.lower() not in ("", "yes", "no"):
+            return f"{variable} {value!r} must be yes or empty"
+    return None
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("action", choices=ACTIONS)
     for name in Config.__dataclass_fields__:
-        if name != "confirm":
-            parser.add_argument(f"--{name.replace('_', '-')}", default="")
-    parser.add_argument("--confirm", default="")
+        parser.add_argument(f"--{name.replace('_', '-')}", default="")
     args = parser.parse_args(argv)
     values = {name: getattr(args, name) for name in Config.__dataclass_fields__}
-    config = Config(**{**values, "confirm": args.confirm.lower() in ("yes", "true", "1")})
+    if problem := problem_with(values):
+        print(f"{problem}. Nothing was run.", file=sys.stderr)
+        return 2
+    config = Config(**{**values, "confirm": args.confirm.lower() == "yes"})
     deploy = Deploy(config)
     try:
         deploy.check_connection()

@@ -11,6 +11,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from .conftest import ROOT, live_snowflake_env, without_snowflake_env
 
 RECORDER = ROOT / "tests" / "standins" / "recorder.py"
@@ -19,7 +21,9 @@ CONTEXT = ["-c", "tutorial", "--role", "test_role", "--warehouse", "tutorial_war
 CONTEXT += ["--database", "tutorial_db", "--schema", "data_schema"]
 
 
-def make(tmp_path: Path, *targets: str, **env: str) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
+def make(
+    tmp_path: Path, *targets: str, connection: str = "tutorial", **env: str
+) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
     """Run the real Makefile with the stand-ins first on PATH; return its result and the recorded argv."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
@@ -30,7 +34,7 @@ def make(tmp_path: Path, *targets: str, **env: str) -> tuple[subprocess.Complete
     log.unlink(missing_ok=True)
     run_env = {**without_snowflake_env(), "PATH": f"{bin_dir}:{os.environ['PATH']}", "STANDIN_LOG": str(log), **env}
     result = subprocess.run(
-        ["make", "-s", *targets, "CONNECTION=tutorial", f"LOCAL_DIR={tmp_path}"],
+        ["make", "-s", *targets, f"CONNECTION={connection}", f"LOCAL_DIR={tmp_path}"],
         cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     calls = [json.loads(line)["argv"] for line in log.read_text().splitlines()] if log.exists() else []
@@ -131,6 +135,50 @@ def test_no_docker_says_so(tmp_path: Path) -> None:
 
     assert result.returncode != 0
     assert "'no-such-docker' is not installed or not on PATH" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("CONNECTION", "x; touch {planted} #", "CONNECTION 'x; touch {planted} #' is not a connection name"),
+        ("DATABASE", "x; touch {planted} #", "DATABASE 'x; touch {planted} #' is not a Snowflake identifier"),
+        ("ROLE", "r$$(touch {planted})", "ROLE 'r$(touch {planted})' is not a Snowflake identifier"),  # $$ is make's $
+        ("STAGE", "s`touch {planted}`", "STAGE 's`touch {planted}`' is not a Snowflake identifier"),
+        ("COMPUTE_POOL", "pool' or '1", "COMPUTE_POOL \"pool' or '1\" is not a Snowflake identifier"),
+        ("ECHO_IMAGE", "echo:latest; touch {planted}", "ECHO_IMAGE 'echo:latest; touch {planted}' is not an image"),
+        ("CONFIRM", "maybe", "CONFIRM 'maybe' must be yes or empty"),
+    ],
+)
+def test_a_bad_name_is_one_line_naming_the_variable_and_nothing_runs(
+    tmp_path: Path, variable: str, value: str, problem: str
+) -> None:
+    planted = tmp_path / "planted"
+    value, problem = value.format(planted=planted), problem.format(planted=planted)
+    args = ("status", f"{variable}={value}") if variable != "CONNECTION" else ("status",)
+    result, calls = make(tmp_path, *args, **({"connection": value} if variable == "CONNECTION" else {}))
+
+    assert result.returncode != 0
+    assert result.stderr.splitlines()[0].startswith(problem), result.stderr
+    assert calls == [] and not planted.exists()
+
+
+def test_a_local_dir_with_shell_characters_is_one_path_not_a_command(tmp_path: Path) -> None:
+    planted = tmp_path / "planted"
+
+    result = subprocess.run(["make", "-s", "reset-local", f"LOCAL_DIR={tmp_path}/x; touch {planted} #"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
+
+    assert result.returncode == 0 and not planted.exists()
+
+
+def test_a_shells_own_database_or_role_doesnt_change_the_target(tmp_path: Path) -> None:
+    planted = tmp_path / "planted"
+
+    result, calls = make(tmp_path, "status", DATABASE=f"x; touch {planted} #", ROLE="intruder", SCHEMA="elsewhere")
+
+    assert result.returncode == 0, result.stderr
+    assert not planted.exists()
+    assert calls[-1][-len(CONTEXT) :] == CONTEXT  # the tutorials' names, as if the shell had set none
 
 
 def test_make_n_shows_no_secret(tmp_path: Path) -> None:
