@@ -110,6 +110,18 @@ def test_make_echo_query_calls_the_echo_service_through_its_function(local: Loca
     ]  # fmt: skip
 
 
+def test_the_readmes_docker_run_line_for_the_job_runs_as_written(local: Local) -> None:
+    readme = (ROOT / "README.md").read_text()
+    command = readme.split("The job needs a Snowflake.")[1].split("```\n")[1]
+    port = next(v.split("=")[1] for v in local.variables if v.startswith("EMULATOR_PORT="))
+
+    job = subprocess.run(["bash", "-c", command.replace("SNOWFLAKE_PORT=8765", f"SNOWFLAKE_PORT={port}")],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+
+    assert job.returncode == 0, job.stdout + job.stderr
+    assert "job-tutorial - INFO - Job finished" in job.stdout
+
+
 def test_snow_shows_the_echo_service_running(local: Local) -> None:
     containers = local.snow("spcs", "service", "list-containers", "echo_service", "--format", "JSON")
 

@@ -44,6 +44,18 @@ def row_count(env: dict[str, str], table: str) -> int:
         return session.table(table).count()
 
 
+def job_running(env: dict[str, str], query: str, table: str) -> subprocess.Popen:
+    """The job, started in the background, once it logs that it is executing its query."""
+    job = subprocess.Popen(
+        [sys.executable, str(JOB), f"--query={query}", f"--result_table={table}"],
+        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    for line in job.stdout:  # type: ignore[union-attr]
+        if "Executing query" in line:
+            break
+    return job
+
+
 def new_table() -> str:
     return f"results_{uuid.uuid4().hex[:8]}"
 
@@ -159,13 +171,7 @@ def test_a_backend_that_vanishes_mid_query_fails_the_job_in_one_line_within_the_
     port = free_port()
     env = {**client_env(port), "SNOWFLAKE_NETWORK_TIMEOUT": str(NETWORK_TIMEOUT)}
     with start_emulator(port, tmp_path) as emulator:
-        job = subprocess.Popen(
-            [sys.executable, str(JOB), f"--query={SLOW_QUERY}", "--result_table=results"],
-            env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        for line in job.stdout:  # type: ignore[union-attr]
-            if "Executing query" in line:
-                break
+        job = job_running(env, SLOW_QUERY, "results")
         emulator.send_signal(signal.SIGKILL)
     try:
         # The README's bound: the timeout, the connector's last backoff (at most 16 s) and 6 s of cleanup.
@@ -241,13 +247,7 @@ def test_inside_spcs_the_token_file_selects_oauth_and_stays_secret(emulator_env:
 def test_sigterm_ends_the_job_cleanly(tmp_path) -> None:
     port = free_port()
     with start_emulator(port, tmp_path):
-        job = subprocess.Popen(
-            [sys.executable, str(JOB), f"--query={SLOW_QUERY}", "--result_table=results"],
-            env={**os.environ, **client_env(port)}, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        for line in job.stdout:  # type: ignore[union-attr]
-            if "Executing query" in line:
-                break
+        job = job_running(client_env(port), SLOW_QUERY, "results")
         job.send_signal(signal.SIGTERM)
         rest = job.communicate(timeout=30)[0]
 
@@ -259,14 +259,7 @@ def start_big_insert(env: dict[str, str], rows: int) -> subprocess.Popen:
     """The job appending `rows` rows to `numbers` (one row, 0, before), once it is under way. The emulator
     inserts about 10 million rows a second."""
     assert run_job(env, "--query=select 0 as n", "--result_table=numbers").returncode == 0
-    query = f"select seq8() as n from table(generator(rowcount => {rows}))"
-    job = subprocess.Popen(
-        [sys.executable, str(JOB), f"--query={query}", "--result_table=numbers"],
-        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    for line in job.stdout:  # type: ignore[union-attr]
-        if "Executing query" in line:
-            break
+    job = job_running(env, f"select seq8() as n from table(generator(rowcount => {rows}))", "numbers")
     time.sleep(0.5)  # the INSERT runs
     return job
 
