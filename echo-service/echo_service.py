@@ -7,7 +7,6 @@ production ASGI server) instead of Flask's development server.
 import json
 import logging
 import os
-import re
 import sys
 from typing import Any
 from urllib.parse import parse_qs
@@ -36,7 +35,9 @@ SERVER_MAX_BODY_BYTES = env_int("SERVER_MAX_BODY_BYTES", 64 * 2**20)
 # A request must arrive whole within this time of its first byte; an idle connection closes after 5 s.
 SERVER_REQUEST_TIMEOUT_SECONDS = env_int("SERVER_REQUEST_TIMEOUT_SECONDS", 60)
 MAX_HEADER_BYTES = 64 * 2**10
-BIG_INTEGER = re.compile(rb"[0-9]{20}")  # an integer orjson would read as a float, or a long digit run
+# Twenty digits in a row may be an integer orjson would read as a float; found as a run of zeros once every
+# digit is one (two C calls: a regular expression costs more than the parse).
+DIGITS_AS_ZEROS, TWENTY_DIGITS = bytes.maketrans(b"123456789", b"000000000"), b"0" * 20
 
 LOG_FORMAT = "%(name)s [%(asctime)s] [%(levelname)s] %(message)s"
 # The tutorial's format for our logger and for the server's own lines, on stdout.
@@ -83,7 +84,10 @@ async def echo(scope: dict, receive: Any) -> tuple[int, str, bytes]:
     # output format: {"data": [[row_index, echo_response], ...]}
     output_rows = [[row[0], get_echo_response(row[1])] for row in input_rows]
     logger.info("Received %d rows", len(output_rows))
-    return 200, "application/json", orjson.dumps({"data": output_rows})
+    try:
+        return 200, "application/json", orjson.dumps({"data": output_rows})
+    except orjson.JSONEncodeError:  # only a row number can't be written: one beyond 64 bits
+        raise BadRequest("a row number is beyond 64 bits") from None
 
 
 async def ui(scope: dict, receive: Any) -> tuple[int, str, bytes]:
@@ -122,7 +126,8 @@ def get_input_rows(body: bytes) -> list[list]:
     """The rows of a service-function request, or BadRequest naming what is wrong."""
     try:
         # orjson reads an integer beyond 64 bits as a float; the standard library keeps it exact.
-        message = json.loads(body, parse_constant=not_json) if BIG_INTEGER.search(body) else orjson.loads(body)
+        exact = body.translate(DIGITS_AS_ZEROS).find(TWENTY_DIGITS) >= 0
+        message = json.loads(body, parse_constant=not_json) if exact else orjson.loads(body)
     except (orjson.JSONDecodeError, ValueError) as error:
         deep = "recursion" in str(error).lower() or "depth" in str(error).lower()
         problem = "nested too deeply" if deep else f"not valid JSON: {error}"
@@ -141,8 +146,6 @@ def get_input_rows(body: bytes) -> list[list]:
             raise BadRequest(f"row {index} must be a list [row_number, value]")
         if type(row[0]) is not int:  # bool is an int subclass, and no row number
             raise BadRequest(f"row {index} has a row number that is not an integer")
-        if not -(2**63) <= row[0] < 2**64:
-            raise BadRequest(f"row {index} has a row number beyond 64 bits")
     return rows
 
 

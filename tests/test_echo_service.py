@@ -102,6 +102,7 @@ def test_ui_shows_injected_html_escaped(echo_url: str) -> None:
         (b'{"data": [["zero", "a"]]}', "row 0 has a row number that is not an integer"),
         (b'{"data": [[true, "a"]]}', "row 0 has a row number that is not an integer"),
         (b'{"data": [[1.5, "a"]]}', "row 0 has a row number that is not an integer"),
+        (b'{"data": [[123456789012345678901234, "a"]]}', "a row number is beyond 64 bits"),
     ],
 )
 def test_echo_bad_input_is_a_400_naming_the_problem(echo_url: str, body: bytes, problem: str) -> None:
