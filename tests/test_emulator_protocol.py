@@ -2,6 +2,9 @@
 long statements answered "in progress" and polled, a repeated request not run twice, session tokens
 for the image registry, and no HTTP 500 whatever the statement."""
 
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -271,3 +274,16 @@ def test_staged_files_stay_in_the_data_dir_across_a_restart_and_nothing_is_left_
         listed = connection.cursor().execute("list @specs").fetchall()
 
     assert [row[0] for row in listed] == ["specs/my_job_spec.yaml"]
+
+
+def test_an_emulator_that_cant_start_leaves_nothing_in_tmp(tmp_path) -> None:
+    port, data, temp = free_port(), tmp_path / "snowflake", tmp_path / "tmp"
+    temp.mkdir()
+    with start_emulator(port, data):
+        second = subprocess.run([sys.executable, "-m", "spcs_local.emulator", "--port", str(free_port()),
+                                 "--data-dir", str(data)], cwd=ROOT, env={**os.environ, "TMPDIR": str(temp)},
+                                capture_output=True, text=True, timeout=60)  # fmt: skip
+
+    assert second.returncode == 1
+    assert second.stderr.startswith("Can't start the emulator:") and second.stderr.count("\n") == 1
+    assert list(temp.iterdir()) == []

@@ -62,13 +62,18 @@ def install(data_dir: Path) -> Any:
     import snowflake.connector.errors
     from fakesnow.instance import GLOBAL_DATABASE_NAME, FakeSnow
 
+    # First, before anything can fail: the import's temp folder gives way to one under the data dir.
+    shutil.rmtree(fakesnow.transforms.stage.LOCAL_BUCKET_PATH, ignore_errors=True)
+    stages = data_dir / "stages"
+    stages.mkdir(parents=True, exist_ok=True)
+    fakesnow.transforms.stage.LOCAL_BUCKET_PATH = str(stages.resolve())
+
     insert_text_lengths_sql = fakesnow.info_schema.insert_text_lengths_sql
 
     def insert_text_lengths_sql_escaped(catalog: str, schema: str, table: str, lengths: list[tuple[str, int]]) -> str:
         return insert_text_lengths_sql(catalog, schema, table, [(n.replace("'", "''"), size) for n, size in lengths])
 
     fakesnow.info_schema.insert_text_lengths_sql = insert_text_lengths_sql_escaped
-    data_dir.mkdir(parents=True, exist_ok=True)
     shared = FakeSnow(db_path=data_dir)
     shared.duck_conn.execute(f"DETACH {GLOBAL_DATABASE_NAME}")
     try:
@@ -121,10 +126,6 @@ def install(data_dir: Path) -> Any:
     # The tutorials' database and schema exist from the start, as after their Common Setup; a login
     # never creates one (see login_context).
     shared.connect(DATABASE, SCHEMA).close()
-    stages = data_dir / "stages"
-    stages.mkdir(exist_ok=True)
-    shutil.rmtree(fakesnow.transforms.stage.LOCAL_BUCKET_PATH, ignore_errors=True)
-    fakesnow.transforms.stage.LOCAL_BUCKET_PATH = str(stages.resolve())
     warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")
     return fakesnow.server.app
 
