@@ -73,6 +73,9 @@ class TooLarge(BadRequest):
     status = 413
 
 
+TOO_LARGE = f"body is larger than {SERVER_MAX_BODY_BYTES} bytes (SERVER_MAX_BODY_BYTES)"
+
+
 async def readiness_probe(scope: dict, receive: Any) -> tuple[int, str, bytes]:
     return 200, "text/plain; charset=utf-8", b"I'm ready!"
 
@@ -155,26 +158,26 @@ def not_json(constant: str) -> None:
 
 async def read_body(scope: dict, receive: Any) -> bytes:
     """The whole body, or TooLarge as soon as it is known to pass SERVER_MAX_BODY_BYTES."""
-    too_large = TooLarge(f"body is larger than {SERVER_MAX_BODY_BYTES} bytes (SERVER_MAX_BODY_BYTES)")
     for name, value in scope["headers"]:
         if name == b"content-length" and value.isdigit() and int(value) > SERVER_MAX_BODY_BYTES:
-            raise too_large
+            raise TooLarge(TOO_LARGE)
     chunks, size = [], 0
     while True:
         message = await receive()
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > SERVER_MAX_BODY_BYTES:
-            raise too_large
+            raise TooLarge(TOO_LARGE)
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
 
 
+# HEAD is answered as GET; uvicorn leaves the body out.
 ROUTES = {
-    "/healthcheck": (readiness_probe, {"GET"}),
+    "/healthcheck": (readiness_probe, {"GET", "HEAD"}),
     "/echo": (echo, {"POST"}),
-    "/ui": (ui, {"GET", "POST"}),
+    "/ui": (ui, {"GET", "HEAD", "POST"}),
 }
 
 
@@ -183,8 +186,6 @@ async def app(scope: dict, receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
     handler, methods = ROUTES.get(scope["path"], (None, set()))
-    if "GET" in methods:
-        methods = methods | {"HEAD"}  # answered as GET; uvicorn leaves the body out
     headers = []
     if handler is None:
         status, content_type, body = 404, "application/json", b'{"error": "not found"}'

@@ -318,9 +318,7 @@ class Catalog:
     def drop_compute_pool(self, name: str, if_exists: bool) -> str:
         with self.lock:
             if name not in self.compute_pools:
-                if if_exists:
-                    return f"Drop statement executed successfully ({name} already dropped)."
-                raise does_not_exist("Compute pool", name)
+                return already_dropped("Compute pool", name, if_exists)
             in_use = sorted(s.name for s in self.services.values() if s.compute_pool == name)
             if in_use:
                 raise invalid(
@@ -359,9 +357,7 @@ class Catalog:
     def drop_image_repository(self, name: ObjectName, if_exists: bool) -> str:
         with self.lock:
             if str(name) not in self.repositories:
-                if if_exists:
-                    return f"Drop statement executed successfully ({name.name} already dropped)."
-                raise does_not_exist("Image repository", name.name)
+                return already_dropped("Image repository", name.name, if_exists)
             repository = self.repositories.pop(str(name))
             self.save()
         if self.image_store:  # dropping a repository drops its images, as in Snowflake
@@ -506,9 +502,7 @@ class Catalog:
     def drop_service(self, name: ObjectName, if_exists: bool) -> str:
         with self.lock:
             if str(name) not in self.services:
-                if if_exists:
-                    return f"Drop statement executed successfully ({name.name} already dropped)."
-                raise does_not_exist("Service", name.name)
+                return already_dropped("Service", name.name, if_exists)
             service = self.services.pop(str(name))
             self.save()
         if self.backend:
@@ -635,9 +629,7 @@ class Catalog:
         signature = f"{name.name}({', '.join(types)})"
         with self.lock:
             if key not in self.functions:
-                if if_exists:
-                    return f"Drop statement executed successfully ({signature} already dropped)."
-                raise does_not_exist("Function", signature)
+                return already_dropped("Function", signature, if_exists)
             del self.functions[key]
             self.save()
         self.on_functions_changed()
@@ -780,6 +772,13 @@ class Catalog:
 
 
 # --- helpers --------------------------------------------------------------------------------------
+
+
+def already_dropped(kind: str, name: str, if_exists: bool) -> str:
+    """DROP of something that isn't there: fine with IF EXISTS, else Snowflake's error."""
+    if if_exists:
+        return f"Drop statement executed successfully ({name} already dropped)."
+    raise does_not_exist(kind, name)
 
 
 def containers_of(service: Service) -> list[dict[str, Any]]:

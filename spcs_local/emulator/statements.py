@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import yaml
 
@@ -35,6 +35,7 @@ class StageFiles(Protocol):
 
 
 Run = Callable[[Context], Result]
+T = TypeVar("T")
 
 # --- tokens ---------------------------------------------------------------------------------------
 
@@ -201,14 +202,7 @@ class Parser:
         if token.kind in ("word", "quoted") and token.value not in ("TRUE", "FALSE"):
             return ".".join(self.name_parts())
         if token.text == "(":
-            self.next()
-            values = []
-            while not self.accept_punct(")"):
-                values.append(self.value())
-                if not self.accept_punct(","):
-                    self.expect_punct(")")
-                    break
-            return values
+            return self.listed(self.value)
         if token.kind not in ("number", "string", "dollar", "word"):
             raise self.error()
         self.next()
@@ -233,28 +227,25 @@ class Parser:
 
     def arguments(self) -> list[Any]:
         """A call's literal arguments: numbers, strings, TRUE/FALSE, NULL."""
+        return self.listed(lambda: None if self.accept("NULL") else self.value())
+
+    def listed(self, item: Callable[[], T]) -> list[T]:
+        """`(item, item, ...)`, or `()`."""
         self.expect_punct("(")
-        values: list[Any] = []
+        items: list[T] = []
         if self.accept_punct(")"):
-            return values
+            return items
         while True:
-            if self.accept("NULL"):
-                values.append(None)
-            else:
-                values.append(self.value())
+            items.append(item())
             if self.accept_punct(")"):
-                return values
+                return items
             self.expect_punct(",")
 
     def data_type(self) -> str:
         """VARCHAR, NUMBER(38,0), TIMESTAMP_NTZ(9), ... as written, in uppercase."""
         kind = self.identifier().value
-        if self.accept_punct("("):
-            sizes = []
-            while not self.accept_punct(")"):
-                sizes.append(self.next().text)
-                self.accept_punct(",")
-            kind += f"({','.join(sizes)})"
+        if self.peek().text == "(":
+            kind += f"({','.join(self.listed(lambda: self.next().text))})"
         return kind
 
 
@@ -463,13 +454,7 @@ class Statements:
         if parser.accept("FUNCTION"):
             if_exists = parser.accept("IF", "EXISTS")
             parts = parser.name_parts()
-            parser.expect_punct("(")
-            types = []
-            while not parser.accept_punct(")"):
-                types.append(parser.data_type())
-                if not parser.accept_punct(","):
-                    parser.expect_punct(")")
-                    break
+            types = parser.listed(parser.data_type)
             parser.end()
             return lambda context: Result.status(self.catalog.drop_function(resolve(parts, context), types, if_exists))
         return None
@@ -550,13 +535,7 @@ class Statements:
         """A service function: CREATE FUNCTION f (args) RETURNS type SERVICE=s ENDPOINT=e [options] AS '/path'."""
         if_not_exists = parser.accept("IF", "NOT", "EXISTS")
         parts = parser.name_parts()
-        parser.expect_punct("(")
-        arguments: list[tuple[str, str]] = []
-        while not parser.accept_punct(")"):
-            arguments.append((parser.identifier().value, parser.data_type()))
-            if not parser.accept_punct(","):
-                parser.expect_punct(")")
-                break
+        arguments = parser.listed(lambda: (parser.identifier().value, parser.data_type()))
         parser.expect("RETURNS")
         returns = parser.data_type()
         for words in (("NOT", "NULL"), ("NULL",), ("CALLED", "ON", "NULL", "INPUT"), ("STRICT",), ("VOLATILE",),
@@ -646,11 +625,7 @@ class Statements:
             return lambda context: self.show_compute_pools(None, only=pool)
         if parser.accept("FUNCTION"):
             parts = parser.name_parts()
-            parser.expect_punct("(")
-            types = []
-            while not parser.accept_punct(")"):
-                types.append(parser.data_type())
-                parser.accept_punct(",")
+            types = parser.listed(parser.data_type)
             parser.end()
             return lambda context: self.describe_function(resolve(parts, context), types)
         return None
