@@ -216,6 +216,7 @@ def test_a_spec_the_linter_only_warns_about_runs_as_spcs_reads_it(spcs: LocalSPC
     singular = ECHO_SPEC.replace("containers:", "container:").replace("endpoints:", "endpoint:")
 
     spcs.sql(f"CREATE SERVICE singular IN COMPUTE POOL tutorial_compute_pool FROM SPECIFICATION $$ {singular} $$")
+    spcs.sql("SELECT SYSTEM$WAIT_FOR_SERVICES(10, 'singular')")  # it starts in the background
 
     [workload] = spcs.backend.started
     assert [container.name for container in workload.containers] == ["echo"] and workload.ports == (8000,)
@@ -276,6 +277,7 @@ def test_create_service_twice(spcs: LocalSPCS) -> None:
 
 def test_show_and_describe_service(spcs: LocalSPCS) -> None:
     spcs.sql(CREATE_ECHO)
+    spcs.sql("SELECT SYSTEM$WAIT_FOR_SERVICES(10, 'echo_service')")
 
     [service] = spcs.rows("SHOW SERVICES IN SCHEMA tutorial_db.data_schema")
     assert list(service)[:8] == ["name", "status", "database_name", "schema_name", "owner", "compute_pool",
@@ -445,11 +447,13 @@ def test_after_a_restart_services_come_back_and_a_cut_off_job_is_failed(spcs: Lo
     spcs.sql(EXECUTE_JOB)
     spcs.backend.job_seconds = 60
     spcs.sql(EXECUTE_JOB.replace("tutorial_2_job_service", "cut_off") + " ASYNC=TRUE")
+    spcs.sql("SELECT SYSTEM$WAIT_FOR_SERVICES(10, 'echo_service', 'cut_off')")  # both start in the background
     spcs.backend.running.clear()  # the emulator stopped: its containers went with it
     spcs.backend.running["ORPHAN.FROM.ELSEWHERE"] = spcs.backend.started[0]
 
     again = spcs.restarted()
     again.catalog.reconcile()
+    again.sql("SELECT SYSTEM$WAIT_FOR_SERVICES(10, 'echo_service')")  # started again, in the background
 
     assert "ORPHAN.FROM.ELSEWHERE" in again.backend.removed
     statuses = {row["name"]: row["status"] for row in again.rows("SHOW SERVICES")}
