@@ -51,8 +51,8 @@ class FakeBackend:
                                              ports={port: 40000 + port for port in workload.ports}))  # fmt: skip
         return states
 
-    def wait(self, key: str) -> list[ContainerState]:
-        threading.Event().wait(self.job_seconds)
+    def wait(self, key: str, cancelled: threading.Event | None = None) -> list[ContainerState]:
+        (cancelled or threading.Event()).wait(self.job_seconds)
         return self.states(key) or []
 
     def logs(self, key: str, container: str, lines: int) -> str:
@@ -102,7 +102,7 @@ class LocalSPCS:
         self.backend = backend or FakeBackend()
         self.images = FakeImages()
         self.stages = FakeStages()
-        self.settings = Settings(ACCOUNT, "host.docker.internal", 8765, str(path / "token"), {})
+        self.settings = Settings(ACCOUNT, "host.docker.internal", 8765, {})
         self.catalog = Catalog(path / "catalog.json", self.backend, self.images, self.settings)
         self.statements = Statements(self.catalog, self.stages)
         self.context = Context("TUTORIAL_USER", "TEST_ROLE", "TUTORIAL_WAREHOUSE", "TUTORIAL_DB", "DATA_SCHEMA")

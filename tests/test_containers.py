@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from spcs_local.emulator import OAUTH_TOKEN, PASSWORD
+from spcs_local.emulator import PASSWORD
 from spcs_local.processes import wait_for_http
 
 from .conftest import IMAGES
@@ -59,7 +59,7 @@ def test_the_echo_image_serves_on_the_port_it_exposes(images: dict, docker_clien
 @pytest.mark.parametrize("app", IMAGES)
 def test_no_credential_is_in_an_images_history_or_layers(images: dict, app: str) -> None:
     image = images[app]
-    secrets = [PASSWORD.encode(), OAUTH_TOKEN.encode()]
+    secrets = [PASSWORD.encode()]
     history = " ".join(step.get("CreatedBy", "") for step in image.history()).encode()
     env = " ".join(image.attrs["Config"].get("Env") or [])
 

@@ -15,7 +15,7 @@ import requests
 import snowflake.connector
 import snowflake.connector.errors
 
-from spcs_local.emulator import OAUTH_TOKEN, client_env, connection_params
+from spcs_local.emulator import client_env, connection_params
 from spcs_local.processes import free_port
 
 from .conftest import ROOT, start_emulator
@@ -103,8 +103,10 @@ def test_logins_are_checked(emulator: tuple[str, LocalSPCS]) -> None:
     bad = {"LOGIN_NAME": "tutorial_user", "PASSWORD": "wrong", "SESSION_PARAMETERS": {}}
 
     assert requests.post(f"{base}/session/v1/login-request", json={"data": bad}, timeout=10).json()["code"] == "390100"
-    oauth = {"AUTHENTICATOR": "OAUTH", "TOKEN": OAUTH_TOKEN, "SESSION_PARAMETERS": {}}
-    assert requests.post(f"{base}/session/v1/login-request", json={"data": oauth}, timeout=10).json()["success"]
+    for token, success in ((login(base), True), ("local-spcs-session-token", False), ("", False)):
+        oauth = {"AUTHENTICATOR": "OAUTH", "TOKEN": token, "SESSION_PARAMETERS": {}}
+        reply = requests.post(f"{base}/session/v1/login-request", json={"data": oauth}, timeout=10)
+        assert reply.json()["success"] is success
 
 
 @pytest.mark.parametrize(
@@ -128,12 +130,16 @@ def test_no_statement_gets_an_http_500_but_a_snowflake_error_at_once(emulator: t
 
 
 @pytest.mark.parametrize("path", ["/session/v1/login-request", "/queries/v1/query-request", "/session/token-request"])
-def test_bodies_that_are_not_json_get_an_error_not_a_500(emulator: tuple[str, LocalSPCS], path: str) -> None:
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain"])
+def test_bodies_that_are_not_json_get_a_4xx_naming_the_problem(
+    emulator: tuple[str, LocalSPCS], path: str, content_type: str
+) -> None:
     base, _ = emulator
 
-    reply = requests.post(f"{base}{path}", data=b"\x00not json", timeout=10)
+    reply = requests.post(f"{base}{path}", data=b"\x00not json", headers={"Content-Type": content_type}, timeout=10)
 
-    assert reply.status_code == 200 and reply.json()["success"] is False and "Traceback" not in reply.text
+    assert reply.status_code in (400, 415) and reply.json()["success"] is False and "Traceback" not in reply.text
+    assert "JSON" in reply.json()["message"]
 
 
 def test_other_sql_still_runs_on_fakesnow_in_the_sessions_context(emulator: tuple[str, LocalSPCS]) -> None:

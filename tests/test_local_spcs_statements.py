@@ -1,6 +1,7 @@
 """The local SPCS's statement layer: every SPCS statement and its errors, over a fake backend (no Docker)."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -200,7 +201,10 @@ def test_create_service_runs_the_staged_spec_as_spcs_would(spcs: LocalSPCS) -> N
     assert {k: echo.env[k] for k in ("SNOWFLAKE_ACCOUNT", "SNOWFLAKE_DATABASE", "SNOWFLAKE_SCHEMA")} == {
         "SNOWFLAKE_ACCOUNT": "tutorial", "SNOWFLAKE_DATABASE": "TUTORIAL_DB", "SNOWFLAKE_SCHEMA": "DATA_SCHEMA",
     }  # fmt: skip
-    assert workload.files == {"/snowflake/session/token": spcs.settings.token_file}
+    token = Path(workload.files["/snowflake/session/token"])  # a random token of this service's, for its login
+    assert spcs.catalog.valid_token(token.read_text()) and not spcs.catalog.valid_token("local-spcs-session-token")
+    assert (token.stat().st_mode & 0o777, token.parent.stat().st_mode & 0o777) == (0o644, 0o700)
+    assert (echo.memory, echo.nano_cpus) == (6 * 2**30, 10**9)  # no resources.limits: a CPU_X64_XS node's capacity
     assert echo.env["SNOWFLAKE_DISABLE_PLATFORM_DETECTION"] == "true"  # nothing leaves the machine
 
 
@@ -331,7 +335,7 @@ def test_logs_of_a_service(spcs: LocalSPCS) -> None:
     # What `snow spcs service logs echo_service --container-name echo --instance-id 0` sends.
     logs = spcs.value("call SYSTEM$GET_SERVICE_LOGS('echo_service', '0', 'echo', 500, False, '', False);")
 
-    assert logs.splitlines()[0] == "TUTORIAL_DB.DATA_SCHEMA.ECHO_SERVICE echo line 0"
+    assert re.fullmatch(r"TUTORIAL_DB.DATA_SCHEMA.ECHO_SERVICE#\w+ echo line 0", logs.splitlines()[0])
     assert "no container 'nope'" in error_of(spcs, "SELECT SYSTEM$GET_SERVICE_LOGS('echo_service', 0, 'nope')").message
     assert "no instance 1" in error_of(spcs, "SELECT SYSTEM$GET_SERVICE_LOGS('echo_service', 1, 'echo')").message
     assert "does not exist" in error_of(spcs, "SELECT SYSTEM$GET_SERVICE_LOGS('nope', 0, 'echo')").message
@@ -342,9 +346,10 @@ def test_suspend_resume_and_drop_a_service(spcs: LocalSPCS) -> None:
     spcs.sql("ALTER SERVICE echo_service SUSPEND")
     assert spcs.rows("SHOW SERVICES")[0]["status"] == "SUSPENDED"
     spcs.sql("ALTER SERVICE echo_service RESUME")
+    workload = spcs.catalog.services["TUTORIAL_DB.DATA_SCHEMA.ECHO_SERVICE"].workload_key
 
     assert spcs.value("drop service IDENTIFIER('echo_service')") == "ECHO_SERVICE successfully dropped."
-    assert "TUTORIAL_DB.DATA_SCHEMA.ECHO_SERVICE" in spcs.backend.removed
+    assert workload in spcs.backend.removed
     assert error_of(spcs, "DROP SERVICE echo_service").message.endswith(
         "Service 'ECHO_SERVICE' does not exist or not authorized."
     )

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import threading
 import time
 import uuid
@@ -30,6 +31,15 @@ from spcs_local.lint import ERROR, as_spcs_reads, lint
 TOKEN_PATH = "/snowflake/session/token"  # where SPCS puts a container's OAuth token
 LOGS_TAIL_DEFAULT = 100_000
 INTERRUPTED = "Interrupted: the local SPCS stopped while the job ran."
+CANCELLED = "Cancelled: the statement that ran the job was cancelled."
+# What a node of each instance family gives its containers (vCPUs, GiB of memory), as CREATE COMPUTE POOL lists
+# them: a container without resources.limits gets its node's capacity, and no more is granted.
+INSTANCE_FAMILIES = {
+    "CPU_X64_XS": (1, 6), "CPU_X64_S": (3, 13), "CPU_X64_M": (6, 28), "CPU_X64_SL": (14, 54), "CPU_X64_L": (28, 116),
+    "HIGHMEM_X64_S": (6, 58), "HIGHMEM_X64_M": (28, 240), "HIGHMEM_X64_SL": (92, 654), "HIGHMEM_X64_L": (124, 984),
+    "GPU_NV_XS": (3, 26), "GPU_NV_S": (6, 27), "GPU_NV_M": (44, 178), "GPU_NV_SM": (32, 200), "GPU_NV_2M": (68, 362),
+    "GPU_NV_3M": (44, 350), "GPU_NV_L": (92, 1112),
+}  # fmt: skip
 MEMORY_UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 MEMORY_UNITS |= {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 
@@ -77,7 +87,6 @@ class Settings:
     account: str
     snowflake_host: str
     snowflake_port: int
-    token_file: str
     extra_hosts: dict[str, str] = field(default_factory=dict)
 
 
@@ -139,6 +148,7 @@ class Service:
     updated_on: datetime = field(default_factory=now)
     resumed_on: datetime | None = None
     suspended_on: datetime | None = None
+    generation: str = field(default_factory=lambda: uuid.uuid4().hex[:12])  # this object's, not its name's
 
     @property
     def object_name(self) -> ObjectName:
@@ -147,6 +157,12 @@ class Service:
     @property
     def key(self) -> str:
         return str(self.object_name)
+
+    @property
+    def workload_key(self) -> str:
+        """What runs for this service on the backend: a service dropped and created again under the same name
+        is another workload, so that a late start or stop of one never touches the other."""
+        return f"{self.key}#{self.generation}"
 
     @property
     def document(self) -> dict:
@@ -209,6 +225,8 @@ class Catalog:
         self.services: dict[str, Service] = {}
         self.functions: dict[str, ServiceFunction] = {}
         self.on_functions_changed: Callable[[], None] = lambda: None
+        self.tokens: dict[str, str] = {}  # workload key -> the OAuth token its containers log in with
+        self.workload_locks: dict[str, threading.Lock] = {}
         self.load()
 
     # --- persistence --------------------------------------------------------------------------
@@ -222,6 +240,10 @@ class Catalog:
             for record in saved.get(kind, []):
                 obj = decode(cls, record)
                 table[key_of(obj)] = obj
+        for service in self.services.values():
+            token_file = self.token_file(service)
+            if token_file.exists():
+                self.tokens[service.workload_key] = token_file.read_text()
         for record in saved.get("functions", []):
             function = decode(ServiceFunction, record)
             self.functions[function_key(function.database, function.schema, function.name, function.arguments)] = (
@@ -259,6 +281,11 @@ class Catalog:
         )
         if pool.max_nodes < pool.min_nodes:
             raise invalid("SQL compilation error:\nMAX_NODES must be greater than or equal to MIN_NODES.")
+        if pool.instance_family not in INSTANCE_FAMILIES:
+            raise invalid(
+                f"SQL compilation error:\nInvalid value '{pool.instance_family}' for INSTANCE_FAMILY: one of "
+                f"{', '.join(INSTANCE_FAMILIES)}."
+            )
         with self.lock:
             if name in self.compute_pools:
                 if if_not_exists:
@@ -394,9 +421,11 @@ class Catalog:
         return f"Service {name.name} successfully created."
 
     def execute_job(
-        self, name: ObjectName, pool: str, spec: str, options: dict[str, Any], owner: str, asynchronous: bool
-    ) -> str:
-        """Run a job; unless asynchronous, wait for its end. A FAILED job is an error naming its exit codes."""
+        self, name: ObjectName, pool: str, spec: str, options: dict[str, Any], owner: str, asynchronous: bool,
+        cancelled: threading.Event | None = None,
+    ) -> str:  # fmt: skip
+        """Run a job; unless asynchronous, wait for its end. A FAILED job is an error naming its exit codes; a
+        job whose statement is cancelled stops, FAILED, and the statement ends as Snowflake's "canceled"."""
         with self.lock:
             if str(name) in self.services:
                 raise already_exists(name.name)
@@ -407,7 +436,9 @@ class Catalog:
         if asynchronous:
             threading.Thread(target=self.run_job, args=(job,), daemon=True).start()
             return f"Job {name.name} successfully started."
-        outcome = self.run_job(job)
+        outcome = self.run_job(job, cancelled)
+        if cancelled is not None and cancelled.is_set():
+            raise SnowflakeError("SQL execution canceled", "000604", "57014")
         if outcome.status != "DONE":
             raise SnowflakeError(
                 f"Job {name.name} completed with status: FAILED. {outcome_problems(outcome)} "
@@ -449,9 +480,14 @@ class Catalog:
         threading.Thread(target=self.start, args=(service,), daemon=True).start()
 
     def start(self, service: Service) -> bool:
-        """Start the service's containers; a failure is kept as its status message."""
+        """Start the service's containers, unless it was dropped or suspended meanwhile; a failure is kept as its
+        status message. Starts and stops of one workload take turns."""
         try:
-            self.containers_backend().start(self.workload(service))
+            with self.workload_lock(service):
+                if self.services.get(service.key) is service and not service.suspended:
+                    workload = self.workload(service)
+                    files = {**workload.files, TOKEN_PATH: self.issue_token(service)}
+                    self.containers_backend().start(dataclasses.replace(workload, files=files))
         except (BackendError, SnowflakeError) as error:
             with self.lock:
                 service.failure = str(error)
@@ -459,15 +495,29 @@ class Catalog:
             return False
         return True
 
-    def run_job(self, job: Service) -> Outcome:
-        """Start a job and wait for its containers to exit."""
+    def workload_lock(self, service: Service) -> threading.Lock:
+        with self.lock:
+            return self.workload_locks.setdefault(service.workload_key, threading.Lock())
+
+    def stop(self, service: Service) -> None:
+        """Remove what runs for the service, once a start under way has finished."""
+        if self.backend:
+            with self.workload_lock(service):
+                self.backend.remove(service.workload_key)
+
+    def run_job(self, job: Service, cancelled: threading.Event | None = None) -> Outcome:
+        """Start a job and wait for its containers to exit, or for its statement to be cancelled."""
         if self.start(job):
-            return self.finish_job(job)
+            return self.finish_job(job, cancelled)
         return self.record_outcome(job, self.failed_states(job, job.failure or ""))
 
-    def finish_job(self, job: Service) -> Outcome:
+    def finish_job(self, job: Service, cancelled: threading.Event | None = None) -> Outcome:
         """Wait for a job's containers; when they went with the emulator's stop, the job is FAILED."""
-        states = self.containers_backend().wait(job.key) or self.failed_states(job, INTERRUPTED)
+        states = self.containers_backend().wait(job.workload_key, cancelled) or self.failed_states(job, INTERRUPTED)
+        if cancelled is not None and cancelled.is_set():
+            outcome = self.record_outcome(job, self.failed_states(job, CANCELLED))
+            self.stop(job)
+            return outcome
         return self.record_outcome(job, states)
 
     def record_outcome(self, job: Service, states: list[ContainerState]) -> Outcome:
@@ -475,7 +525,7 @@ class Catalog:
         logs_dir = self.job_logs_dir(job)
         logs_dir.mkdir(parents=True, exist_ok=True)
         for state in states:
-            text = self.backend.logs(job.key, state.name, LOGS_TAIL_DEFAULT) if self.backend and state.image else ""
+            text = self.backend.logs(job.workload_key, state.name, LOGS_TAIL_DEFAULT) if self.backend else ""
             (logs_dir / f"{state.name}.log").write_text(text)
         outcome = Outcome(
             "DONE" if all(state.status == "DONE" for state in states) else "FAILED",
@@ -492,7 +542,25 @@ class Catalog:
         return [ContainerState(c["name"], "FAILED", message, "") for c in containers_of(service)]
 
     def job_logs_dir(self, job: Service) -> Path:
-        return self.path.parent / "job-logs" / job.key
+        return self.path.parent / "job-logs" / file_name(job.key)
+
+    def token_file(self, service: Service) -> Path:
+        return self.path.parent / "tokens" / file_name(service.workload_key)
+
+    def issue_token(self, service: Service) -> str:
+        """The workload's OAuth token file, as SPCS mounts it: a random token, valid until the service is dropped."""
+        file = self.token_file(service)
+        file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if service.workload_key not in self.tokens or not file.exists():
+            self.tokens[service.workload_key] = secrets.token_urlsafe(32)
+            file.touch(mode=0o600)
+            file.write_text(self.tokens[service.workload_key])
+            file.chmod(0o644)  # the folder is the host's lock; a container's user of any uid reads its own mount
+        return str(file.resolve())
+
+    def valid_token(self, token: str) -> bool:
+        """Whether a container of a service or job that exists logs in with this token."""
+        return any(secrets.compare_digest(token.encode(), known.encode()) for known in list(self.tokens.values()))
 
     def service(self, name: ObjectName) -> Service:
         if str(name) not in self.services:
@@ -505,8 +573,9 @@ class Catalog:
                 return already_dropped("Service", name.name, if_exists)
             service = self.services.pop(str(name))
             self.save()
-        if self.backend:
-            self.backend.remove(service.key)
+        self.stop(service)
+        self.tokens.pop(service.workload_key, None)
+        self.token_file(service).unlink(missing_ok=True)
         for log in self.job_logs_dir(service).glob("*.log"):
             log.unlink()
         with contextlib.suppress(OSError):
@@ -536,9 +605,8 @@ class Catalog:
         return "Statement executed successfully."
 
     def suspend_service(self, service: Service) -> None:
-        if self.backend:
-            self.backend.remove(service.key)
         service.suspended, service.suspended_on = True, now()
+        self.stop(service)
 
     def resume_service(self, service: Service) -> None:
         if service.suspended:
@@ -555,7 +623,7 @@ class Catalog:
             return ServiceView(service, service.outcome.status, [decode_state(s) for s in service.outcome.containers])
         if service.failure:
             return ServiceView(service, "FAILED", self.failed_states(service, service.failure))
-        states = (self.backend.states(service.key) if self.backend else None) or [
+        states = (self.backend.states(service.workload_key) if self.backend else None) or [
             ContainerState(c["name"], "PENDING", "Waiting to start.", "") for c in containers_of(service)
         ]
         statuses = {state.status for state in states}
@@ -570,8 +638,10 @@ class Catalog:
     def views(self) -> list[ServiceView]:
         return [self.view(service) for service in list(self.services.values())]
 
-    def wait_for_services(self, names: list[ObjectName], seconds: float) -> str:
-        """'OK' once every service is READY; an error when one FAILED or when time is up."""
+    def wait_for_services(
+        self, names: list[ObjectName], seconds: float, cancelled: threading.Event | None = None
+    ) -> str:
+        """'OK' once every service is READY; an error when one FAILED, when time is up or when cancelled."""
         services = [self.service(name) for name in names]
         deadline = time.monotonic() + seconds
         while True:
@@ -585,7 +655,8 @@ class Catalog:
             if time.monotonic() >= deadline:
                 statuses = ", ".join(f"{view.service.name} is {view.status}" for view in views)
                 raise invalid(f"Timed out after {seconds:g} s waiting for the services to be READY: {statuses}.")
-            time.sleep(0.2)
+            if (cancelled or threading.Event()).wait(0.2):
+                raise SnowflakeError("SQL execution canceled", "000604", "57014")
 
     def logs(self, name: ObjectName, instance: int, container: str, lines: int) -> str:
         service = self.service(name)
@@ -598,7 +669,7 @@ class Catalog:
             return "\n".join(saved.read_text().splitlines()[-lines:])
         if service.suspended or not self.backend:
             return ""
-        return self.backend.logs(service.key, container, lines)
+        return self.backend.logs(service.workload_key, container, lines)
 
     # --- service functions --------------------------------------------------------------------
 
@@ -683,17 +754,21 @@ class Catalog:
             **LOCAL_ONLY,  # nor this one: no probe of cloud metadata leaves the machine
         }
         containers, ports = [], {e["port"] for e in spec.get("endpoints") or [] if "port" in e}
+        node = self.node_capacity(service)
         for entry in spec["containers"]:
             probe = entry.get("readinessProbe")
             if probe:
                 ports.add(probe["port"])
             limits = (entry.get("resources") or {}).get("limits") or {}
+            memory = node.memory_within("memory limit", memory_bytes(limits["memory"])) if "memory" in limits else None
+            cpus = node.cpus_within(nano_cpus(limits["cpu"])) if "cpu" in limits else None
             tmpfs, shared = {}, {}
             for mount in entry.get("volumeMounts") or []:
                 volume = volumes[mount["name"]]
                 source = str(volume.get("source"))
                 if source == "memory":
-                    tmpfs[mount["mountPath"]] = memory_bytes(volume.get("size", "1Gi"))
+                    size = memory_bytes(volume.get("size", "1Gi"))
+                    tmpfs[mount["mountPath"]] = node.memory_within(f"memory volume {volume['name']}", size)
                 elif source == "local":
                     shared[volume["name"]] = mount["mountPath"]
                 else:
@@ -706,22 +781,30 @@ class Catalog:
                     command=entry.get("command"),
                     args=entry.get("args"),
                     readiness=Probe(probe["port"], probe["path"]) if probe else None,
-                    memory=memory_bytes(limits["memory"]) if "memory" in limits else None,
-                    nano_cpus=nano_cpus(limits["cpu"]) if "cpu" in limits else None,
+                    memory=memory or node.memory,
+                    # Docker grants no more CPUs than the machine has.
+                    nano_cpus=min(cpus or node.nano_cpus or 0, (os.cpu_count() or 1) * 10**9) or None,
                     tmpfs=tmpfs,
                     volumes=shared,
                 )
             )
         return Workload(
-            key=service.key,
+            key=service.workload_key,
             network=f"{service.database}-{service.schema}".lower(),
             hostnames=(service.dns_name.split(".")[0], service.dns_name),
             job=service.is_job,
             containers=tuple(containers),
             ports=tuple(sorted(ports)),
-            files={TOKEN_PATH: settings.token_file},
             extra_hosts=settings.extra_hosts,
         )
+
+    def node_capacity(self, service: Service) -> "Capacity":
+        """What a node of the service's compute pool holds: the default limits of its containers, and their cap."""
+        pool = self.compute_pools.get(service.compute_pool)
+        if pool is None or pool.instance_family not in INSTANCE_FAMILIES:
+            return Capacity(None, None, "")
+        cpus, gib = INSTANCE_FAMILIES[pool.instance_family]
+        return Capacity(gib * 2**30, cpus * 10**9, pool.instance_family)
 
     def image_reference(self, image: str) -> str:
         """`/db/schema/repository/image:tag` as a reference to the local registry, once it is there."""
@@ -755,15 +838,15 @@ class Catalog:
         if not self.backend:
             return
         running = self.backend.keys()
-        for key in running - set(self.services):
+        for key in running - {service.workload_key for service in self.services.values()}:
             self.backend.remove(key)
         for service in list(self.services.values()):
             if service.is_job and service.outcome is None:
-                if service.key in running:
+                if service.workload_key in running:
                     threading.Thread(target=self.finish_job, args=(service,), daemon=True).start()
                 else:
                     self.record_outcome(service, self.failed_states(service, INTERRUPTED))
-            elif not service.is_job and not service.suspended and service.key not in running:
+            elif not service.is_job and not service.suspended and service.workload_key not in running:
                 service.failure = None
                 self.start_in_background(service)
 
@@ -772,6 +855,32 @@ class Catalog:
 
 
 # --- helpers --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Capacity:
+    memory: int | None  # bytes
+    nano_cpus: int | None
+    family: str
+
+    def memory_within(self, what: str, size: int) -> int:
+        """A memory limit or a memory volume, refused when a node of the instance family has less memory."""
+        if self.memory is not None and size > self.memory:
+            raise invalid(f"Invalid spec: the {what} ({size / 2**30:g} GiB) is more than a {self.family} node has "
+                          f"({self.memory / 2**30:g} GiB).")  # fmt: skip
+        return size
+
+    def cpus_within(self, nano_cpus: int) -> int:
+        if self.nano_cpus is not None and nano_cpus > self.nano_cpus:
+            raise invalid(f"Invalid spec: the cpu limit ({nano_cpus / 10**9:g}) is more than a {self.family} node "
+                          f"has ({self.nano_cpus / 10**9:g} vCPUs).")  # fmt: skip
+        return nano_cpus
+
+
+def file_name(key: str) -> str:
+    """An object's name as one file name: readable, and nothing in it ever a path (no '/', never '..')."""
+    readable = re.sub(r"[^A-Za-z0-9_.-]", "_", key)[:80].lstrip(".")
+    return f"{readable}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
 def already_dropped(kind: str, name: str, if_exists: bool) -> str:

@@ -5,12 +5,15 @@
   network with the service's DNS names and publishes the ports on 127.0.0.1; the others join it.
 - Services restart when they exit, as in SPCS; job containers run once.
 - Status comes from what runs: a container is READY once its readiness probe answers 200.
+- Every workload also joins the local SPCS's own network, whose gateway is where the emulator listens for
+  containers: only the containers of this local SPCS are on it (the emulator refuses other peers).
 
 Everything it creates carries the labels of its local SPCS instance, so that `close()` (and a restart)
 finds all of it again, and two local SPCS instances on one engine leave each other alone.
 """
 
 import contextlib
+import hashlib
 import ipaddress
 import re
 import threading
@@ -21,6 +24,7 @@ from typing import Any
 
 import docker
 import docker.errors
+import requests.exceptions
 from docker.models.containers import Container as DockerContainer
 
 from spcs_local.emulator.workload import BackendError, ContainerState, Workload
@@ -48,15 +52,12 @@ class DockerBackend:
             return None
         return cls(instance, client)
 
-    def gateway(self) -> str | None:
-        """The host's address on Docker's default bridge, which containers reach as host-gateway."""
-        try:
-            config = self.client.networks.get("bridge").attrs["IPAM"]["Config"][0]
-        except (docker.errors.DockerException, IndexError, KeyError):
-            return None
-        if config.get("Gateway"):
-            return config["Gateway"]
-        return str(next(ipaddress.ip_network(config["Subnet"]).hosts()))
+    def front(self) -> tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """The local SPCS's own network, which every workload joins: the host's address on it (its gateway),
+        where containers reach the emulator, and its subnet, the peers the emulator answers there."""
+        config = self.network("front").attrs["IPAM"]["Config"][0]
+        subnet = ipaddress.ip_network(config["Subnet"])
+        return config.get("Gateway") or str(next(subnet.hosts())), subnet
 
     # --- running -------------------------------------------------------------------------------
 
@@ -64,11 +65,11 @@ class DockerBackend:
         self.remove(workload.key)
         for container in workload.containers:
             self.pull(container.image)
-        network = self.network(workload.network)
+        network, front = self.network(workload.network), self.network("front")
         first = None
         for index, spec in enumerate(workload.containers):
             options: dict[str, Any] = {
-                "name": f"spcs-{self.instance}-{slug(workload.key)}-{slug(spec.name)}",
+                "name": self.name(workload.key, spec.name),
                 "labels": {
                     INSTANCE: self.instance,
                     WORKLOAD: workload.key,
@@ -106,14 +107,20 @@ class DockerBackend:
                 options["network_mode"] = f"container:{first.id}"
             try:
                 container = self.client.containers.create(spec.image, **options)
+                if first is None:
+                    front.connect(container)
                 container.start()
             except docker.errors.DockerException as error:
                 raise BackendError(f"Container {spec.name} could not start: {explain(error)}") from None
             first = first or container
 
+    def name(self, key: str, name: str) -> str:
+        """A container's or a volume's name: readable, and unique per workload whatever its name holds."""
+        return f"spcs-{self.instance}-{slug(key.split('#')[0])[:60]}-{digest(key)}-{slug(name)}"
+
     def volume(self, key: str, name: str) -> str:
         """A `local` volume of the spec: a Docker volume shared by the instance's containers."""
-        return f"spcs-{self.instance}-{slug(key)}-{slug(name)}"
+        return self.name(key, name)
 
     def pull(self, image: str) -> None:
         repository, _, tag = image.rpartition(":")
@@ -123,7 +130,7 @@ class DockerBackend:
             raise BackendError(f"Failed to pull image {image}: {explain(error)}") from None
 
     def network(self, name: str) -> Any:
-        full_name = f"spcs-{self.instance}-{slug(name)}"
+        full_name = f"spcs-{self.instance}-{slug(name)[:40]}-{digest(name)}"
         with self.lock:
             existing = self.client.networks.list(names=[full_name])
             if existing:
@@ -141,10 +148,16 @@ class DockerBackend:
         containers = self.containers(key)
         return [state_of(container) for container in containers] or None
 
-    def wait(self, key: str) -> list[ContainerState]:
+    def wait(self, key: str, cancelled: threading.Event | None = None) -> list[ContainerState]:
         for container in self.containers(key):
-            with contextlib.suppress(docker.errors.NotFound):
-                container.wait()
+            while not (cancelled and cancelled.is_set()):
+                try:
+                    container.wait(timeout=1)
+                    break
+                except docker.errors.NotFound:
+                    break
+                except requests.exceptions.RequestException:  # not yet: look at `cancelled` again
+                    continue
         return self.states(key) or []
 
     def logs(self, key: str, container: str, lines: int) -> str:
@@ -166,7 +179,7 @@ class DockerBackend:
                 container.stop(timeout=STOP_SECONDS)
             with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True, v=True)
-        prefix = f"spcs-{self.instance}-{slug(key)}-"
+        prefix = self.name(key, "")
         for volume in self.client.volumes.list(filters={"name": prefix}):
             with contextlib.suppress(docker.errors.DockerException):
                 volume.remove(force=True)
@@ -244,6 +257,10 @@ def parse_time(text: str | None) -> datetime | None:
 def slug(name: str) -> str:
     """A name as Docker allows it in container, network and volume names."""
     return re.sub(r"[^a-z0-9_.-]+", "-", name.lower()).strip("-.") or "x"
+
+
+def digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:10]
 
 
 def explain(error: docker.errors.DockerException) -> str:

@@ -41,7 +41,7 @@ ARROW_TYPES: dict[str, Callable[[Any], Any]] = {
 CANCEL_ALL_QUERIES = re.compile(r"^\s*select\s+system\$cancel_all_queries\b", re.I)
 CREATE_IF_NOT_EXISTS = re.compile(r"^(\s*CREATE\s+(?:\w+\s+)*?TABLE)\s+(.+?)\s+IF\s+NOT\s+EXISTS\s*\(", re.I | re.S)
 CONTEXT_FUNCTION = re.compile(r"\bcurrent_(warehouse|role|database|schema)\s*\(\s*\)", re.I)
-UDF_FAILURE = re.compile(r"Python exception occurred while executing the UDF: \w+: (.*)", re.S)
+UDF_FAILURE = re.compile(r"Python exception occurred while executing the UDF: (\w+): (.*)", re.S)
 UNQUOTED_PUT_SOURCE = re.compile(r"^(\s*put\s+)(file://\S+)", re.I)
 PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 
@@ -64,9 +64,24 @@ def install(data_dir: Path) -> Any:
 
     # First, before anything can fail: the import's temp folder gives way to one under the data dir.
     shutil.rmtree(fakesnow.transforms.stage.LOCAL_BUCKET_PATH, ignore_errors=True)
-    stages = data_dir / "stages"
+    stages, databases = data_dir / "stages", data_dir / "databases"
     stages.mkdir(parents=True, exist_ok=True)
+    move_databases(data_dir, databases)
     fakesnow.transforms.stage.LOCAL_BUCKET_PATH = str(stages.resolve())
+    stage_dir = fakesnow.transforms.stage.internal_dir
+
+    def stage_dir_within_stages(fqname: str, path: str = "") -> str:
+        # A stage is a folder named after its database, schema and name: none may step out of the stages.
+        if any(part in ("", ".", "..") or "/" in part or "\\" in part or "\0" in part for part in fqname.split(".")):
+            raise snowflake.connector.errors.ProgrammingError(
+                msg=f"The local Snowflake emulator keeps stages as folders: name the stage, its schema and its "
+                f"database without '/', '\\' or '.' (not {fqname!r}).",
+                errno=2,
+                sqlstate="0A000",
+            )
+        return stage_dir(fqname, path)
+
+    fakesnow.transforms.stage.internal_dir = stage_dir_within_stages
 
     insert_text_lengths_sql = fakesnow.info_schema.insert_text_lengths_sql
 
@@ -74,10 +89,10 @@ def install(data_dir: Path) -> Any:
         return insert_text_lengths_sql(catalog, schema, table, [(n.replace("'", "''"), size) for n, size in lengths])
 
     fakesnow.info_schema.insert_text_lengths_sql = insert_text_lengths_sql_escaped
-    shared = FakeSnow(db_path=data_dir)
+    shared = FakeSnow(db_path=databases)
     shared.duck_conn.execute(f"DETACH {GLOBAL_DATABASE_NAME}")
     try:
-        shared.duck_conn.execute(f"ATTACH '{(data_dir / '_fs_global.duckdb').resolve()}' AS {GLOBAL_DATABASE_NAME}")
+        shared.duck_conn.execute(f"ATTACH '{(databases / '_fs_global.duckdb').resolve()}' AS {GLOBAL_DATABASE_NAME}")
     except duckdb.IOException as error:  # DuckDB's file lock: another emulator has this data open
         holder = re.search(r"PID (\d+)", str(error))
         raise DataInUse(
@@ -87,6 +102,7 @@ def install(data_dir: Path) -> Any:
     shared.duck_conn.execute(fakesnow.info_schema.fs_global_creation_sql())
     shared.duck_conn.execute(fakesnow.transforms.show.fs_global_creation_sql())
     shared.duck_conn.execute("SET GLOBAL disabled_optimizers = 'unused_columns'")
+    lock_down(shared.duck_conn, [databases, stages])
     cursor_execute = fakesnow.cursor.FakeSnowflakeCursor._execute
 
     def execute_with_function_errors(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -95,15 +111,25 @@ def install(data_dir: Path) -> Any:
         try:
             return cursor_execute(self, *args, **kwargs)
         except duckdb.InterruptException:
+            raise canceled() from None
+        except duckdb.PermissionException:
             raise snowflake.connector.errors.ProgrammingError(
-                msg="SQL execution canceled", errno=604, sqlstate="57014"
+                msg="SQL access control error:\nThe local Snowflake emulator gives SQL no access to files: only to "
+                "its tables and stages.",
+                errno=3001,
+                sqlstate="42501",
             ) from None
         except duckdb.InvalidInputException as error:
             if match := UDF_FAILURE.search(str(error)):
+                if match[1] == "Cancelled":
+                    raise canceled() from None
                 raise snowflake.connector.errors.ProgrammingError(
-                    msg=match[1], errno=100351, sqlstate="P0001"
+                    msg=match[2], errno=100351, sqlstate="P0001"
                 ) from None
             raise
+
+    def canceled() -> Exception:
+        return snowflake.connector.errors.ProgrammingError(msg="SQL execution canceled", errno=604, sqlstate="57014")
 
     fakesnow.cursor.FakeSnowflakeCursor._execute = execute_with_function_errors
     create_database = fakesnow.transforms.create_database
@@ -128,6 +154,37 @@ def install(data_dir: Path) -> Any:
     shared.connect(DATABASE, SCHEMA).close()
     warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")
     return fakesnow.server.app
+
+
+def move_databases(data_dir: Path, databases: Path) -> None:
+    """Databases live in their own folder, apart from the local SPCS's state: data dirs of earlier
+    versions kept them at the top."""
+    databases.mkdir(exist_ok=True)
+    for file in [*data_dir.glob("*.db"), *data_dir.glob("*.db.wal"), *data_dir.glob("_fs_global.duckdb*")]:
+        file.replace(databases / file.name)
+
+
+def lock_down(connection: Any, folders: list[Path]) -> None:
+    """SQL reaches no file but the databases' and the stages': no read_text('/etc/passwd'), no COPY to a host
+    path, no ATTACH elsewhere, no extensions installed or loaded; and no statement can change that."""
+    allowed = ", ".join(sql_string(f"{folder.resolve()}/") for folder in folders)
+    connection.execute(f"SET allowed_directories = [{allowed}]")
+    for setting in ("enable_external_access", "autoinstall_known_extensions", "autoload_known_extensions",
+                    "allow_community_extensions"):  # fmt: skip
+        connection.execute(f"SET {setting} = false")
+    connection.execute("SET lock_configuration = true")
+
+
+def stage_path(relative: str) -> Path | None:
+    """Where a file uploaded to `DB/SCHEMA/STAGE/file` goes; None when that is not a file on a stage."""
+    import fakesnow.transforms.stage
+
+    root = Path(fakesnow.transforms.stage.LOCAL_BUCKET_PATH).resolve()
+    parts = Path(relative).parts
+    if len(parts) < 4 or any(part in ("..", ".", "/") or "\0" in part for part in parts):
+        return None
+    target = (root / relative).resolve()
+    return target if target.is_relative_to(root) and target.parent != root else None
 
 
 def rewrite(sql: str, context: dict[str, str | None]) -> str:

@@ -8,27 +8,44 @@ asynchronous results and session tokens. An ASGI app in front of fakesnow's.
 - Any other statement goes to fakesnow, in the session's context (see fakesnow_fixes).
 - Nothing answers HTTP 500 or a traceback: a failure is a Snowflake error (`success: false`, a
   code, a message naming the statement), so that clients fail at once instead of retrying.
-  Tracebacks go to the emulator's log.
+  Tracebacks go to the emulator's log; a client's own mistake (guard.Refused) gets a 4xx and no log line.
+- Who may connect, and how much they may send, is guard's: Host names, peers, JSON bodies, bounds,
+  sessions' expiry and cap, tickets for stage uploads. Cancel reaches everything a session waits on.
 """
 
 import asyncio
-import gzip
 import json
 import logging
 import re
+import secrets
+import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import anyio.to_thread
 
-from spcs_local.emulator import ACCOUNT, OAUTH_TOKEN, PASSWORD, ROLE, USER, fakesnow_fixes
+from spcs_local.emulator import ACCOUNT, PASSWORD, ROLE, USER, fakesnow_fixes
+from spcs_local.emulator.guard import (
+    LOGIN_BODY_BYTES,
+    QUERY_BODY_BYTES,
+    SQL_TEXT_BYTES,
+    UPLOAD_BYTES,
+    Doors,
+    Refused,
+    Sessions,
+    Tickets,
+    body_chunks,
+    read_body,
+    require_json,
+)
 from spcs_local.emulator.results import Result, SnowflakeError, json_value
 from spcs_local.emulator.service_functions import CallContext, Caller
-from spcs_local.emulator.statements import Context, Statements, statement_count
+from spcs_local.emulator.statements import Context, Run, Statements, statement_count
 
 Receive = Callable[[], Awaitable[dict]]
 Send = Callable[[dict], Awaitable[None]]
@@ -37,6 +54,7 @@ logger = logging.getLogger("spcs_local.emulator")
 IN_PROGRESS = "333333"
 RESULT_PATH = re.compile(r"^/queries/([0-9a-f-]{36})/result$")
 KEPT_QUERIES = 256  # finished queries kept for a client that polls again
+FAKESNOW_THREADS = 32
 TEXT = {"length": 16777216, "byteLength": 16777216, "precision": None, "scale": None}
 TYPES = {
     "text": TEXT,
@@ -51,14 +69,37 @@ class Session:
     user: str
     role: str
     warehouse: str | None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # fakesnow runs one statement a session at once
+    running: dict[str, Context] = field(default_factory=dict)  # query id -> its context, for cancel
+
+
+@dataclass
+class Query:
+    token: str  # the session whose query it is: only it may ask for the result
+    task: asyncio.Future
 
 
 class Front:
-    def __init__(self, fakesnow_app: Any, statements: Statements, caller: Caller, poll_seconds: float = 20.0) -> None:
-        self.app, self.statements, self.caller, self.poll_seconds = fakesnow_app, statements, caller, poll_seconds
-        self.sessions: dict[str, Session] = {}
-        self.queries: OrderedDict[str, asyncio.Task] = OrderedDict()
+    def __init__(
+        self,
+        fakesnow_app: Any,
+        statements: Statements,
+        caller: Caller,
+        poll_seconds: float = 20.0,
+        doors: Doors | None = None,
+        service_token: Callable[[str], bool] = lambda token: False,
+    ) -> None:
+        self.fakesnow, self.statements, self.caller, self.poll_seconds = (
+            Fakesnow(fakesnow_app),
+            statements,
+            caller,
+            poll_seconds,
+        )
+        self.app, self.doors, self.service_token = fakesnow_app, doors or Doors(), service_token
+        self.sessions: Sessions[Session] = Sessions(self.session_ended)
+        self.queries: OrderedDict[str, Query] = OrderedDict()
         self.requests: dict[str, str] = {}  # request id -> query id
+        self.tickets = Tickets()
 
     async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,6 +107,7 @@ class Front:
             return
         path = scope["path"]
         try:
+            self.doors.check(scope)
             if path == "/healthcheck":
                 await reply(send, 200, b"I'm ready!", content_type=b"text/plain")
             elif path == "/telemetry/send":
@@ -77,31 +119,60 @@ class Front:
             elif path == "/queries/v1/query-request":
                 await self.query(scope, receive, send)
             elif path == "/queries/v1/abort-request":  # the connector cancels a query (a timeout, Ctrl-C)
-                fakesnow_fixes.cancel(session_token(scope))
+                self.cancel(session_token(scope))
                 await reply(send, 200, b'{"data": null, "code": null, "message": null, "success": true}')
             elif match := RESULT_PATH.match(path):
-                await self.answer(send, match[1])
+                await self.answer(send, match[1], session_token(scope))
+            elif path.startswith("/fs_bucket/"):
+                await self.upload(scope, receive, send)
             else:
-                if path == "/session" and ("delete", "true") in parse_query(scope):  # a client closes its session
-                    fakesnow_fixes.cancel(session_token(scope))
-                    self.sessions.pop(session_token(scope), None)
-                await self.forward(scope, await read_body(scope, receive), send)
+                token, body = session_token(scope), await read_body(scope, receive, LOGIN_BODY_BYTES)
+                closing = path == "/session" and ("delete", "true") in parse_query(scope)  # a client closes its session
+                if closing:
+                    self.cancel(token)
+                await self.forward(scope, body, send)
+                if closing:
+                    self.sessions.end(token)
+        except Refused as refused:  # the client's mistake: one answer, nothing in the log
+            body = {"data": None, "code": str(refused.status), "message": str(refused), "success": False}
+            await reply(send, refused.status, json.dumps(body).encode())
         except Exception as error:  # never a 500: the client would retry it, and it is our bug
             logger.exception("%s failed", path)
             message = f"The local Snowflake emulator failed on {path}: {type(error).__name__}: {error}"
             await reply(send, 200, error_body(SnowflakeError(message, "000603", "XX000")))
 
+    def cancel_all(self) -> None:
+        """Cancel what every session runs and waits on (service functions too), as when the emulator stops."""
+        fakesnow_fixes.cancel()
+        self.caller.cancel()
+
+    def close(self) -> None:
+        self.cancel_all()
+        self.fakesnow.close()
+
     # --- sessions -----------------------------------------------------------------------------
 
     async def login(self, scope: dict, receive: Receive, send: Send) -> None:
-        body = json.loads(await read_body(scope, receive))
-        data = body.get("data") or {}
-        if not (
-            data.get("TOKEN") == OAUTH_TOKEN or (data.get("LOGIN_NAME") == USER and data.get("PASSWORD") == PASSWORD)
-        ):
+        require_json(scope)
+        body = parse_json(await read_body(scope, receive, LOGIN_BODY_BYTES))
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise Refused(400, "A login request holds its fields in `data`.")
+        token = str(data.get("TOKEN") or "")
+        by_password = secrets.compare_digest(str(data.get("LOGIN_NAME") or "").encode(), USER.encode()) and (
+            secrets.compare_digest(str(data.get("PASSWORD") or "").encode(), PASSWORD.encode())
+        )
+        # An OAuth token is a workload's (mounted in its containers) or a live session's.
+        if not (by_password or (token and (self.service_token(token) or token in self.sessions))):
             failure = SnowflakeError("Incorrect username or password was specified.", "390100", "08004")
             await reply(send, 200, error_body(failure))
             return
+        # fakesnow would take a database file path from the client (FAKESNOW_DB_PATH) and regular
+        # expressions of statements to skip: neither is a client's to choose.
+        parameters = data.get("SESSION_PARAMETERS")
+        parameters = parameters if isinstance(parameters, dict) else {}
+        data["SESSION_PARAMETERS"] = {k: v for k, v in parameters.items()
+                                      if str(k).upper() not in ("FAKESNOW_DB_PATH", "NOP_REGEXES")}  # fmt: skip
         raw = json.dumps(body).encode()
         # A database or schema that doesn't exist is not the session's (and not created), as in Snowflake.
         params = dict(parse_query(scope))
@@ -109,25 +180,29 @@ class Front:
         params = {k: v for k, v in params.items() if k not in ("databaseName", "schemaName")}
         params |= {name: value for name, value in zip(("databaseName", "schemaName"), context, strict=True) if value}
         scope = {**scope, "query_string": urlencode(params).encode()}
-        status, headers, answer = await call(self.app, with_body(scope, raw), raw)
+        status, headers, answer = await self.fakesnow.call(with_body(scope, raw), raw)
         result = json.loads(answer)
         if result.get("success"):
             token = result["data"]["token"]
             # A master token lets the client end its session on close (fakesnow gives none).
             result["data"].update(masterToken=token, validityInSeconds=3600, masterValidityInSeconds=14400)
-            params = dict(parse_query(scope))
             warehouse = params.get("warehouse")
-            self.sessions[token] = Session(
-                data.get("LOGIN_NAME") or USER,
-                identifier(params.get("roleName", ROLE)),
+            self.sessions.add(token, Session(
+                str(data.get("LOGIN_NAME") or USER), identifier(params.get("roleName", ROLE)),
                 warehouse and identifier(warehouse),
-            )
+            ))  # fmt: skip
         await reply(send, status, json.dumps(result).encode(), headers)
+
+    def session_ended(self, token: str) -> None:
+        """A session closed, expired or pushed out by newer ones: what it runs stops, and fakesnow forgets it."""
+        self.cancel(token)
+        fakesnow_fixes.end_session(token)
 
     async def token(self, scope: dict, receive: Receive, send: Send) -> None:
         """A session token for the image registry (`snow spcs image-registry login|token`)."""
-        body = json.loads(await read_body(scope, receive))
-        old = body.get("oldSessionToken", "")
+        require_json(scope)
+        body = parse_json(await read_body(scope, receive, LOGIN_BODY_BYTES))
+        old = str(body.get("oldSessionToken", ""))
         if old not in self.sessions or session_token(scope) != old:
             failure = SnowflakeError("Session no longer exists. New login required to access the service.", "390112")
             await reply(send, 200, error_body(failure))
@@ -135,67 +210,96 @@ class Front:
         data = {"sessionToken": old, "validityInSecondsST": 3600, "masterToken": old, "validityInSecondsMT": 14400}
         await reply(send, 200, json.dumps({"data": data, "success": True}).encode())
 
+    def cancel(self, token: str) -> None:
+        """Cancel what the session runs: its statement in fakesnow, its service-function calls and its jobs."""
+        fakesnow_fixes.cancel(token)
+        session = self.sessions.get(token)
+        for query_id, context in list(session.running.items()) if session else []:
+            context.cancelled.set()
+            self.caller.cancel(query_id)
+
     # --- queries ------------------------------------------------------------------------------
 
     async def query(self, scope: dict, receive: Receive, send: Send) -> None:
-        raw = await read_body(scope, receive)
-        body = json.loads(raw)
-        token, request_id = session_token(scope), dict(parse_query(scope)).get("requestId")
-        if request_id in self.requests:  # the client sent it again (a timeout, a retry): no second run
-            await self.answer(send, self.requests[request_id])
-            return
+        require_json(scope)
+        token = session_token(scope)
         session = self.sessions.get(token)
-        sql = body.get("sqlText", "")
+        raw = await read_body(scope, receive, QUERY_BODY_BYTES if session else LOGIN_BODY_BYTES)
+        body = parse_json(raw)
         if session is None:  # fakesnow answers: the client must log in again
             await self.forward(scope, raw, send)
             return
-        if (count := statement_count(sql)) > 1:  # refused before anything runs, as Snowflake does by default
-            await reply(send, 200, error_body(several_statements(count, body.get("parameters") or {})))
+        request_id = dict(parse_query(scope)).get("requestId")
+        if request_id in self.requests:  # the client sent it again (a timeout, a retry): no second run
+            await self.answer(send, self.requests[request_id], token)
+            return
+        sql = body.get("sqlText")
+        if not isinstance(sql, str):
+            raise Refused(400, "A query request holds its statement in `sqlText`.")
+        if len(sql.encode()) > SQL_TEXT_BYTES:
+            await reply(send, 200, error_body(too_long(len(sql.encode()))))
             return
         if fakesnow_fixes.CANCEL_ALL_QUERIES.match(sql):
-            fakesnow_fixes.cancel(token)
+            self.cancel(token)
             await reply(send, 200, result_body(Result.status("Queries cancelled."), str(uuid.uuid4()), None))
             return
+        query_id = str(uuid.uuid4())
         context = Context(
             session.user, session.role, session.warehouse, *fakesnow_fixes.current_database_and_schema(token)
         )
-        try:
-            run = self.statements.parse(sql)
+        try:  # parsing a long statement takes time: never on the event loop
+            run = await anyio.to_thread.run_sync(self.prepare, sql, body, context, session, query_id)
         except SnowflakeError as error:
             await reply(send, 200, error_body(error))
             return
         if run is None:
-            query_id = str(uuid.uuid4())
-            for_fakesnow, calls = self.statements.service_function_calls(sql, context, query_id)
-            values = {"warehouse": session.warehouse, "role": session.role, "database": context.database,
-                      "schema": context.schema}  # fmt: skip
-            body["sqlText"] = fakesnow_fixes.rewrite(for_fakesnow, values)
-            self.caller.open(CallContext(query_id, session.user, session.role, context.database, context.schema,
-                                         session.warehouse, ACCOUNT), calls)  # fmt: skip
+            session.running[query_id] = context
             try:
-                await self.forward(scope, json.dumps(body).encode(), send, sql, calls)
+                async with session.lock:
+                    await self.forward(scope, json.dumps(body).encode(), send, sql, query_id, token)
             finally:
-                self.caller.close(calls)
+                self.caller.close(query_id)
+                session.running.pop(query_id, None)
             return
 
         def execute() -> tuple[Result, Context]:
-            result = run(context)
+            try:
+                result = run(context)
+            finally:
+                session.running.pop(query_id, None)
             session.role, session.warehouse = context.role, context.warehouse
             return result, context
 
-        query_id = str(uuid.uuid4())
-        self.queries[query_id] = asyncio.ensure_future(anyio.to_thread.run_sync(execute))
+        session.running[query_id] = context
+        self.queries[query_id] = Query(token, asyncio.ensure_future(anyio.to_thread.run_sync(execute)))
         if request_id:
             self.requests[request_id] = query_id
         self.forget_old_queries()
-        await self.answer(send, query_id)
+        await self.answer(send, query_id, token)
 
-    async def answer(self, send: Send, query_id: str) -> None:
-        """The query's result, or "in progress" with the URL to poll when it runs on."""
-        task = self.queries.get(query_id)
-        if task is None:
+    def prepare(self, sql: str, body: dict, context: Context, session: Session, query_id: str) -> Run | None:
+        """What the local SPCS runs for the statement; None when fakesnow runs it, with `body` rewritten for
+        fakesnow and the calls of service functions opened."""
+        if (count := statement_count(sql)) > 1:  # refused before anything runs, as Snowflake does by default
+            raise several_statements(count, body.get("parameters") or {})
+        run = self.statements.parse(sql)
+        if run is not None:
+            return run
+        for_fakesnow, calls = self.statements.service_function_calls(sql, context, query_id)
+        values = {"warehouse": session.warehouse, "role": session.role, "database": context.database,
+                  "schema": context.schema}  # fmt: skip
+        body["sqlText"] = fakesnow_fixes.rewrite(for_fakesnow, values)
+        self.caller.open(CallContext(query_id, session.user, session.role, context.database, context.schema,
+                                     session.warehouse, ACCOUNT), calls)  # fmt: skip
+        return None
+
+    async def answer(self, send: Send, query_id: str, token: str) -> None:
+        """The query's result, or "in progress" with the URL to poll when it runs on; only to its own session."""
+        query = self.queries.get(query_id)
+        if query is None or query.token != token or token not in self.sessions:
             await reply(send, 200, error_body(SnowflakeError(f"No query with id {query_id}.", "000709", "02000")))
             return
+        task = query.task
         done, _ = await asyncio.wait({task}, timeout=self.poll_seconds)
         if not done:
             data = {"queryId": query_id, "getResultUrl": f"/queries/{query_id}/result"}
@@ -215,19 +319,19 @@ class Front:
 
     def forget_old_queries(self) -> None:
         while len(self.queries) > KEPT_QUERIES:
-            query_id, task = next(iter(self.queries.items()))
-            if not task.done():
+            query_id, query = next(iter(self.queries.items()))
+            if not query.task.done():
                 break
             del self.queries[query_id]
             for request_id in [r for r, q in self.requests.items() if q == query_id]:
                 del self.requests[request_id]
 
     async def forward(
-        self, scope: dict, body: bytes, send: Send, sql: str | None = None, calls: Iterable[str] = ()
+        self, scope: dict, body: bytes, send: Send, sql: str | None = None, query_id: str = "", token: str = ""
     ) -> None:
         """Let fakesnow answer; its failures become Snowflake errors naming the statement."""
         try:
-            status, headers, answer = await call(self.app, with_body(scope, body), body)
+            status, headers, answer = await self.fakesnow.call(with_body(scope, body), body)
         except Exception as error:
             logger.exception("fakesnow failed on %s", scope["path"])
             status, headers, answer = 500, [], str(error).encode()
@@ -241,7 +345,68 @@ class Front:
             )
             await reply(send, 200, error_body(failure))
             return
-        await reply(send, status, fakesnow_fixes.without_call_ids(answer, calls), headers)
+        if query_id:
+            answer = fakesnow_fixes.without_call_ids(answer, self.caller.call_ids(query_id))
+        if b'"presignedUrl"' in answer and token:
+            answer = self.with_ticket(answer, token)
+        await reply(send, status, answer, headers)
+
+    # --- stage uploads ------------------------------------------------------------------------
+
+    def with_ticket(self, answer: bytes, token: str) -> bytes:
+        """A PUT's answer, its upload URL carrying a ticket for this session and this file only."""
+        body = json.loads(answer)
+        stage_info = (body.get("data") or {}).get("stageInfo") or {}
+        url = stage_info.get("presignedUrl")
+        if not url:
+            return answer
+        path = unquote(urlsplit(url).path).removeprefix("/fs_bucket/")
+        stage_info["presignedUrl"] = f"{url}?ticket={self.tickets.issue(token, path)}"
+        return json.dumps(body).encode()
+
+    async def upload(self, scope: dict, receive: Receive, send: Send) -> None:
+        """A file of a PUT, streamed to its stage: bounded, and whole or not at all."""
+        if scope["method"] != "PUT":
+            raise Refused(405, "Stage files are uploaded with PUT.")
+        relative = scope["path"].removeprefix("/fs_bucket/")
+        token = self.tickets.check(dict(parse_query(scope)).get("ticket", ""), relative)
+        if token not in self.sessions:
+            raise Refused(403, "The session that asked for this upload has ended.")
+        target = fakesnow_fixes.stage_path(relative)
+        if target is None:
+            raise Refused(400, "That path is not on a stage.")
+        await anyio.to_thread.run_sync(lambda: target.parent.mkdir(parents=True, exist_ok=True))
+        partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
+        try:
+            with partial.open("wb") as file:
+                async for chunk in body_chunks(receive, UPLOAD_BYTES):
+                    await anyio.to_thread.run_sync(file.write, chunk)
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
+        await reply(send, 200, b"", content_type=b"text/plain")
+
+
+class Fakesnow:
+    """fakesnow's app, run on worker threads that each keep an event loop of their own: what it does
+    synchronously (sqlglot parsing a long statement, DuckDB) never holds up the front's loop, so other
+    clients get their answers meanwhile."""
+
+    def __init__(self, app: Any, threads: int = FAKESNOW_THREADS) -> None:
+        self.app = app
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="fakesnow")
+        self.local = threading.local()
+
+    async def call(self, scope: dict, body: bytes) -> tuple[int, list, bytes]:
+        return await asyncio.wrap_future(self.pool.submit(self.run, scope, body))
+
+    def run(self, scope: dict, body: bytes) -> tuple[int, list, bytes]:
+        if not hasattr(self.local, "loop"):
+            self.local.loop = asyncio.new_event_loop()
+        return self.local.loop.run_until_complete(call(self.app, scope, body))
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 def several_statements(count: int, parameters: dict) -> SnowflakeError:
@@ -298,16 +463,21 @@ def parse_query(scope: dict) -> list[tuple[str, str]]:
     return parse_qsl(scope.get("query_string", b"").decode())
 
 
-async def read_body(scope: dict, receive: Receive) -> bytes:
-    """The request body, gunzipped when the client compressed it."""
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            break
-    body = b"".join(chunks)
-    return gzip.decompress(body) if dict(scope["headers"]).get(b"content-encoding") == b"gzip" else body
+def parse_json(raw: bytes) -> dict:
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise Refused(400, "The request body is not JSON.") from None
+    if not isinstance(body, dict):
+        raise Refused(400, "The request body is not a JSON object.")
+    return body
+
+
+def too_long(size: int) -> SnowflakeError:
+    return SnowflakeError(
+        f"SQL compilation error:\nThe statement is {size:,} bytes long; Snowflake takes statements of up to "
+        f"{SQL_TEXT_BYTES:,} bytes (1 MB).", "001003", "42000"
+    )  # fmt: skip
 
 
 def with_body(scope: dict, body: bytes) -> dict:

@@ -2,26 +2,28 @@
 
 Without `registry`, it is the embedded Snowflake of `make demo` and the tests: SQL and stages only.
 With it (`make local-up`), SPCS statements run containers on Docker. The emulator then listens on
-127.0.0.1 for `snow` and the host, and on Docker's bridge gateway for the containers, which reach it
-as host.docker.internal. Stopping it (SIGTERM, SIGINT) cancels the statements running (nothing half-written
-is committed) and removes every container and network it started; the catalog stays, and the services come
-back when it starts again.
+127.0.0.1 for `snow` and the host, and on the gateway of the local SPCS's own Docker network for the
+containers, which reach it as host.docker.internal; there it answers only peers of that network, never a
+container of the default bridge or of anyone else. Stopping it (SIGTERM, SIGINT) cancels the statements
+running (nothing half-written is committed) and what they wait on (service functions), and removes every
+container and network it started; the catalog stays, and the services come back when it starts again.
 """
 
 import contextlib
 import hashlib
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import uvicorn
 
-from spcs_local.emulator import ACCOUNT, DATABASE, OAUTH_TOKEN, SCHEMA, fakesnow_fixes
+from spcs_local.emulator import ACCOUNT, DATABASE, SCHEMA, fakesnow_fixes
 from spcs_local.emulator.catalog import Catalog, ObjectName, Settings
 from spcs_local.emulator.docker_backend import DockerBackend
 from spcs_local.emulator.front import Front
+from spcs_local.emulator.guard import LOOPBACK, LOOPBACK_NAMES, Doors
 from spcs_local.emulator.registry import Registry
 from spcs_local.emulator.service_functions import Caller
 from spcs_local.emulator.statements import StageFiles, Statements
@@ -41,22 +43,24 @@ def serve(
     elsewhere (`make demo` runs the Echo service as a process), callable by service functions."""
     app = fakesnow_fixes.install(data_dir)
     spcs_dir = data_dir / "spcs"
-    spcs_dir.mkdir(parents=True, exist_ok=True)
-    token_file = spcs_dir / "token"  # the OAuth token SPCS mounts in each container
-    token_file.write_text(OAUTH_TOKEN)
-    token_file.chmod(0o644)
+    spcs_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (spcs_dir / "token").unlink(missing_ok=True)  # the one token of earlier versions: each workload has its own
     backend = DockerBackend.connect(instance_of(data_dir)) if registry else None
-    settings = Settings(ACCOUNT, CONTAINER_HOST, port, str(token_file.resolve()), {CONTAINER_HOST: "host-gateway"})
+    addresses, doors = [host], Doors()
+    extra_hosts = {}
+    if backend and host in ("127.0.0.1", "localhost"):
+        gateway, subnet = backend.front()
+        addresses.append(gateway)
+        doors = Doors(frozenset(LOOPBACK_NAMES | {CONTAINER_HOST}), (*LOOPBACK, subnet))
+        extra_hosts = {CONTAINER_HOST: gateway}
+    settings = Settings(ACCOUNT, CONTAINER_HOST, port, extra_hosts)
     catalog = Catalog(spcs_dir / "catalog.json", backend, Registry(registry) if registry else None, settings)
     for name, endpoints in external_services:
         catalog.register_external_service(name, endpoints)
-    addresses = [host]
-    gateway = backend.gateway() if backend else None
-    if gateway and host in ("127.0.0.1", "localhost"):
-        addresses.append(gateway)
     sockets = [listen(address, port) for address in addresses]
-    with front_of(app, catalog, fakesnow_fixes.StageFiles(), poll_seconds) as front:
-        server = Server(uvicorn.Config(front, log_level="warning", timeout_graceful_shutdown=2))
+    with front_of(app, catalog, fakesnow_fixes.StageFiles(), poll_seconds, doors) as front:
+        # Errors only: a stranger's malformed request must not grow the log.
+        server = Server(uvicorn.Config(front, log_level="error", timeout_graceful_shutdown=2), front.cancel_all)
         catalog.reconcile()
         try:
             server.run(sockets=sockets)
@@ -66,25 +70,33 @@ def serve(
 
 
 class Server(uvicorn.Server):
-    """uvicorn's server, which first cancels the statements running when it is told to stop: what
-    they wrote is rolled back instead of committed while the server drains."""
+    """uvicorn's server, which first cancels the statements running, and what they wait on, when it is told to
+    stop: what they wrote is rolled back instead of committed while the server drains."""
+
+    def __init__(self, config: uvicorn.Config, cancel: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.cancel = cancel
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        fakesnow_fixes.cancel()
+        self.cancel()
         super().handle_exit(sig, frame)
 
 
 @contextlib.contextmanager
-def front_of(app: Any, catalog: Catalog, stages: StageFiles, poll_seconds: float) -> Iterator[Front]:
+def front_of(
+    app: Any, catalog: Catalog, stages: StageFiles, poll_seconds: float, doors: Doors | None = None
+) -> Iterator[Front]:
     """The Snowflake front over fakesnow's app and the catalog, with the catalog's service functions
     callable in SQL, for as long as the block runs."""
     caller = Caller(catalog.endpoint_url)
     functions = fakesnow_fixes.DuckFunctions(caller.invoke)
     catalog.on_functions_changed = lambda: functions.sync(list(catalog.functions.values()))
     catalog.on_functions_changed()
+    front = Front(app, Statements(catalog, stages), caller, poll_seconds, doors, catalog.valid_token)
     try:
-        yield Front(app, Statements(catalog, stages), caller, poll_seconds)
+        yield front
     finally:
+        front.close()
         functions.close()
         caller.shutdown()
 

@@ -40,8 +40,9 @@ from spcs_local.emulator.catalog import ServiceFunction
 
 RETRY_STATUSES = {404, 429, 500, 502, 503, 504}
 DEFAULT_MAX_BATCH_ROWS = 1000
-IN_FLIGHT = 8  # batches in flight at once, across all queries
+IN_FLIGHT = 8  # batches in flight at once for one service, across all queries
 MAX_REPLY_BYTES = 64 * 2**20  # far above what 2048 rows of results need: more is the service's bug
+MAX_TEXT_BYTES = 16 * 2**20  # Snowflake's largest VARCHAR
 FIRST_BACKOFF, MAX_BACKOFF = 0.1, 5.0
 CONTEXT_FUNCTIONS = {
     "CURRENT_USER": "user",
@@ -57,8 +58,16 @@ class ServiceFunctionError(Exception):
     """The query fails: the message names the function and what went wrong."""
 
 
+class Cancelled(Exception):
+    """The query was cancelled (SYSTEM$CANCEL_ALL_QUERIES, the connector's abort, a closed session)."""
+
+
 class Unreachable(Exception):
     """No answer from the service this time (refused, reset, closed mid-answer): worth another try."""
+
+
+class TooLarge(Exception):
+    """The service's reply is over MAX_REPLY_BYTES."""
 
 
 @dataclass(frozen=True)
@@ -81,54 +90,84 @@ class Site:
     function: ServiceFunction
     headers: dict[str, str]
     cast: Callable[[Any], Any]
+    cancelled: threading.Event
     numbers: Iterator[int] = field(default_factory=itertools.count)
     url: str | None = None  # the endpoint's, found at the first batch
 
 
 class Caller:
     """Calls service functions for the queries that run now: each call site has an id (see
-    Statements.service_function_calls), open while its query runs."""
+    Statements.service_function_calls), open while its query runs. Each service has its own IN_FLIGHT
+    batches at once, so a slow service holds back only its own calls."""
 
     def __init__(self, endpoint_url: Callable[[ServiceFunction], str]) -> None:
         self.endpoint_url = endpoint_url
-        self.pool = ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="service-function")
+        self.pools: dict[str, ThreadPoolExecutor] = {}
+        self.lock = threading.Lock()
         self.http = Http()
         self.sites: dict[str, Site] = {}
+        self.queries: dict[str, threading.Event] = {}  # query id -> set when it is cancelled
 
     def open(self, context: CallContext, calls: dict[str, ServiceFunction]) -> None:
+        cancelled = self.queries.setdefault(context.query_id, threading.Event())
         for call_id, function in calls.items():
-            self.sites[call_id] = Site(function, headers_for(function, context), caster(function))
+            self.sites[call_id] = Site(function, headers_for(function, context), caster(function), cancelled)
 
-    def close(self, calls: dict[str, ServiceFunction]) -> None:
-        for call_id in calls:
+    def call_ids(self, query_id: str) -> list[str]:
+        return [call_id for call_id in list(self.sites) if call_id.startswith(f"{query_id}:")]
+
+    def close(self, query_id: str) -> None:
+        for call_id in self.call_ids(query_id):
             self.sites.pop(call_id, None)
+        self.queries.pop(query_id, None)
+
+    def cancel(self, query_id: str | None = None) -> None:
+        """End the query's batches (every query's without an id) within moments: waits, retries and replies."""
+        for key, cancelled in list(self.queries.items()):
+            if query_id is None or key == query_id:
+                cancelled.set()
 
     def invoke(self, call_id: str, rows: Sequence[Sequence[Any]]) -> list[Any]:
         """A chunk of rows of one call, as its query runs it: each row's result, in order. A batch's id is
         the call's and the batch's number: unique in the query, the same on a retry."""
         site = self.sites[call_id]
+        if site.cancelled.is_set():
+            raise Cancelled("SQL execution canceled")
         if site.url is None:
             site.url = self.endpoint_url(site.function) + site.function.path
         size = site.function.max_batch_rows or DEFAULT_MAX_BATCH_ROWS
+        pool = self.pool(site.function.service)
         futures = [
-            self.pool.submit(self.batch, site, f"{call_id}:{next(site.numbers)}", rows[start : start + size])
+            pool.submit(self.batch, site, f"{call_id}:{next(site.numbers)}", rows[start : start + size])
             for start in range(0, len(rows), size)
         ]
         return [value for future in futures for value in future.result()]
 
+    def pool(self, service: str) -> ThreadPoolExecutor:
+        with self.lock:
+            if service not in self.pools:
+                self.pools[service] = ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix=f"service-function-{service}")
+            return self.pools[service]
+
     def batch(self, site: Site, batch_id: str, rows: Sequence) -> list:
-        function, url = site.function, site.url or ""
+        function, url, cancelled = site.function, site.url or "", site.cancelled
         body = orjson.dumps({"data": [[index, *row] for index, row in enumerate(rows)]})
         headers = {**site.headers, "sf-external-function-query-batch-id": batch_id}
         deadline = time.monotonic() + function.batch_timeout_secs
         attempts, backoff, method = 0, FIRST_BACKOFF, "POST"
         while True:
             try:
-                status, data = self.http.exchange(method, url, body if method == "POST" else None, headers, deadline)
+                status, data = self.http.exchange(
+                    method, url, body if method == "POST" else None, headers, deadline, cancelled
+                )
             except TimeoutError:
                 return failed(function, rows, f"batch {batch_id} timed out after {function.batch_timeout_secs} s")
+            except TooLarge:
+                return failed(function, rows, f"the service's reply is larger than {MAX_REPLY_BYTES // 2**20} MiB")
             except Unreachable:
                 status, data = 0, b""
+            if cancelled.is_set():
+                raise Cancelled("SQL execution canceled")
             if status == 200:
                 return results(function, rows, data, site.cast)
             if status == 202:  # still working: ask again for the same batch
@@ -141,42 +180,47 @@ class Caller:
                 return failed(function, rows, f"the service {what} batch {batch_id}, {attempts + 1} times")
             else:
                 attempts, method = attempts + 1, "POST"
-            time.sleep(max(min(backoff, deadline - time.monotonic()), 0))
+            if cancelled.wait(max(min(backoff, deadline - time.monotonic()), 0)):
+                raise Cancelled("SQL execution canceled")
             backoff = min(backoff * 2, MAX_BACKOFF)
 
     def shutdown(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.cancel()
+        for pool in list(self.pools.values()):
+            pool.shutdown(wait=False, cancel_futures=True)
         self.http.watchdog.stop.set()
 
 
 class Http:
     """HTTP/1.1 with keep-alive, a connection per thread and service (http.client), and a watchdog that
-    closes a request's socket at its deadline: a batch's time stays bounded whatever the service does,
-    even sending a byte a second."""
+    closes a request's socket at its deadline or when its query is cancelled: a batch's time stays bounded
+    whatever the service does, even sending a byte a second."""
 
     def __init__(self) -> None:
         self.local = threading.local()
         self.watchdog = Watchdog()
 
-    def exchange(self, method: str, url: str, body: bytes | None, headers: dict, deadline: float) -> tuple[int, bytes]:
+    def exchange(
+        self, method: str, url: str, body: bytes | None, headers: dict, deadline: float, cancelled: threading.Event
+    ) -> tuple[int, bytes]:
         parts = urlsplit(url)
         connections = self.local.__dict__.setdefault("connections", {})
         reused = parts.netloc in connections
         connection = connections.pop(parts.netloc, None) or http.client.HTTPConnection(parts.hostname, parts.port)
         try:
-            status, data = self.once(connection, method, parts.path, body, headers, deadline)
+            status, data = self.once(connection, method, parts.path, body, headers, deadline, cancelled)
         except (ConnectionError, http.client.HTTPException) as error:
             connection.close()
-            if not reused or time.monotonic() >= deadline:
+            if not reused or time.monotonic() >= deadline or cancelled.is_set():
                 raise Unreachable(str(error)) from None
             # The service closed the idle connection it had kept alive: once more, on a new one.
             connection = http.client.HTTPConnection(parts.hostname, parts.port)
             try:
-                status, data = self.once(connection, method, parts.path, body, headers, deadline)
+                status, data = self.once(connection, method, parts.path, body, headers, deadline, cancelled)
             except (ConnectionError, http.client.HTTPException) as again:
                 connection.close()
                 raise Unreachable(str(again)) from None
-        except OSError:
+        except (OSError, TooLarge):
             connection.close()
             raise
         connections[parts.netloc] = connection
@@ -184,7 +228,7 @@ class Http:
 
     def once(
         self, connection: http.client.HTTPConnection, method: str, path: str, body: bytes | None, headers: dict,
-        deadline: float,
+        deadline: float, cancelled: threading.Event,
     ) -> tuple[int, bytes]:  # fmt: skip
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -193,56 +237,62 @@ class Http:
         if connection.sock is None:
             connection.connect()
         connection.sock.settimeout(remaining)
-        with self.watchdog.watching(connection.sock, deadline):
+        with self.watchdog.watching(connection.sock, deadline, cancelled):
             try:
                 connection.request(method, path, body, headers)
                 reply = connection.getresponse()
                 data = reply.read(MAX_REPLY_BYTES + 1)
             except (OSError, http.client.HTTPException) as error:
+                if cancelled.is_set():
+                    raise Unreachable("cancelled") from None
                 if time.monotonic() >= deadline or isinstance(error, socket.timeout):
                     raise TimeoutError from None
                 raise
+        if cancelled.is_set():
+            raise Unreachable("cancelled")
         if time.monotonic() >= deadline:  # the watchdog cut the answer short
             raise TimeoutError
         if len(data) > MAX_REPLY_BYTES:
-            connection.close()
-            raise ServiceFunctionError(f"the service's reply is larger than {MAX_REPLY_BYTES // 2**20} MiB")
+            raise TooLarge
+        if reply.length:  # the connection closed before the Content-Length was sent: a network error
+            raise http.client.IncompleteRead(data, reply.length)
         return reply.status, data
 
 
 class Watchdog:
-    """One thread that shuts down the sockets whose requests ran past their deadline."""
+    """One thread that shuts down the sockets whose requests ran past their deadline, or whose query was cancelled."""
 
     def __init__(self) -> None:
-        self.watched: dict[int, tuple[socket.socket, float]] = {}
+        self.watched: dict[int, tuple[socket.socket, float, threading.Event]] = {}
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.thread: threading.Thread | None = None
 
-    def watching(self, sock: socket.socket, deadline: float) -> "Watching":
+    def watching(self, sock: socket.socket, deadline: float, cancelled: threading.Event) -> "Watching":
         with self.lock:
             if self.thread is None:
                 self.thread = threading.Thread(target=self.run, name="service-function-watchdog", daemon=True)
                 self.thread.start()
-        return Watching(self, sock, deadline)
+        return Watching(self, sock, deadline, cancelled)
 
     def run(self) -> None:
         while not self.stop.wait(0.05):
             now = time.monotonic()
             with self.lock:
-                late = [sock for sock, deadline in self.watched.values() if deadline <= now]
+                late = [sock for sock, deadline, cancelled in self.watched.values()
+                        if deadline <= now or cancelled.is_set()]  # fmt: skip
             for sock in late:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
 
 
 class Watching:
-    def __init__(self, watchdog: Watchdog, sock: socket.socket, deadline: float) -> None:
-        self.watchdog, self.sock, self.deadline = watchdog, sock, deadline
+    def __init__(self, watchdog: Watchdog, sock: socket.socket, deadline: float, cancelled: threading.Event) -> None:
+        self.watchdog, self.sock, self.deadline, self.cancelled = watchdog, sock, deadline, cancelled
 
     def __enter__(self) -> None:
         with self.watchdog.lock:
-            self.watchdog.watched[id(self)] = (self.sock, self.deadline)
+            self.watchdog.watched[id(self)] = (self.sock, self.deadline, self.cancelled)
 
     def __exit__(self, *exc: object) -> None:
         with self.watchdog.lock:
@@ -299,12 +349,19 @@ def results(function: ServiceFunction, rows: Sequence, data: bytes, cast: Callab
                 f"Service function {name} failed: row {index} of the reply is {brief(row)}, not [{index}, value]."
             )
     try:
-        return [cast(row[1]) for row in answered]
+        values = [cast(row[1]) for row in answered]
     except ValueError as error:
         shown = brief(error.args[0])
         raise ServiceFunctionError(
             f"Service function {name} failed: the service answered {shown}, not a {function.returns}."
         ) from None
+    for value in values:
+        if isinstance(value, str) and len(value) * 4 > MAX_TEXT_BYTES and len(value.encode()) > MAX_TEXT_BYTES:
+            raise ServiceFunctionError(
+                f"Service function {name} failed: the service answered a value of {len(value.encode()):,} bytes, "
+                f"over the {MAX_TEXT_BYTES:,} bytes a {function.returns} holds."
+            )
+    return values
 
 
 def brief(value: Any) -> str:

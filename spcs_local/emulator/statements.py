@@ -9,8 +9,9 @@ which fakesnow runs. It knows nothing of Docker.
 import itertools
 import json
 import re
+import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, TypeVar
 
 import yaml
@@ -28,6 +29,7 @@ class Context:
     warehouse: str | None
     database: str | None
     schema: str | None
+    cancelled: threading.Event = field(default_factory=threading.Event)  # set when the query is cancelled
 
 
 class StageFiles(Protocol):
@@ -253,6 +255,9 @@ class Parser:
 
 NOOP = "Statement executed successfully."
 CLIENT_SETTINGS = re.compile(r"^(PYTHON_CONNECTOR_|CLIENT_|JDBC_|ODBC_|QUERY_TAG$|ABORT_DETACHED_QUERY$)")
+# DuckDB's own statements, which Snowflake doesn't have: files, extensions and settings of the engine underneath.
+ENGINE_STATEMENTS = {"ATTACH", "DETACH", "INSTALL", "LOAD", "PRAGMA", "EXPORT", "IMPORT", "CHECKPOINT", "FORCE",
+                     "VACUUM", "RESET"}  # fmt: skip
 SYSTEM_FUNCTIONS = (
     "SYSTEM$WAIT_FOR_SERVICES",
     "SYSTEM$GET_SERVICE_LOGS",
@@ -326,6 +331,8 @@ class Statements:
         """What to run for a statement the local SPCS answers; None for one fakesnow runs."""
         parser = Parser(sql)
         first = parser.peek()
+        if first.kind == "word" and first.value in ENGINE_STATEMENTS:
+            raise parser.error()
         parse = self.parsers.get(first.value) if first.kind == "word" else None
         return parse(parser) if parse else None
 
@@ -506,7 +513,8 @@ class Statements:
 
         def execute(context: Context) -> Result:
             name = resolve(name_parts or [self.catalog.job_name()], context)
-            message = self.catalog.execute_job(name, pool, spec_source(context), options, context.role, asynchronous)
+            spec = spec_source(context)
+            message = self.catalog.execute_job(name, pool, spec, options, context.role, asynchronous, context.cancelled)
             return Result.status(message)
 
         return execute
@@ -884,7 +892,7 @@ class Statements:
     def wait_for_services(self, context: Context, seconds: Any = None, *names: Any) -> str:
         if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0 or not names:
             raise invalid("SYSTEM$WAIT_FOR_SERVICES takes a number of seconds and one or more service names.")
-        return self.catalog.wait_for_services([resolve(name_in(n), context) for n in names], seconds)
+        return self.catalog.wait_for_services([resolve(name_in(n), context) for n in names], seconds, context.cancelled)
 
     def get_service_logs(
         self, context: Context, service: Any = None, instance: Any = None, container: Any = None,

@@ -1,5 +1,6 @@
 """What the catalog asks a backend to run, and what a backend reports back: no SQL, no Docker."""
 
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
@@ -71,8 +72,8 @@ class Backend(Protocol):
         """Each container's state; None when nothing of the workload runs here."""
         ...
 
-    def wait(self, key: str) -> list[ContainerState]:
-        """Block until every container of a job has exited."""
+    def wait(self, key: str, cancelled: threading.Event | None = None) -> list[ContainerState]:
+        """Block until every container of a job has exited, or until `cancelled` is set."""
         ...
 
     def logs(self, key: str, container: str, lines: int) -> str: ...
