@@ -80,8 +80,8 @@ bench: venv ## Benchmark our code against its baselines (not a test; prints medi
 		apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 	$(PY) -m benchmarks
 
-run-echo: venv ## Run Tutorial 1's Echo service on port 8000 as Bob (the tutorial's local command)
-	SERVER_PORT=8000 CHARACTER_NAME=Bob $(PY) echo-service/echo_service.py
+run-echo: venv ## Run Tutorial 1's Echo service on 127.0.0.1:8000 as Bob (the tutorial's local command)
+	SERVER_HOST=127.0.0.1 SERVER_PORT=8000 CHARACTER_NAME=Bob $(PY) echo-service/echo_service.py
 
 run-job: venv ## Run Tutorial 2's job with the tutorial's query (export what `make local-up` prints first)
 	$(PY) tutorial-2-job/main.py --query="select current_time() as time,'hello'" --result_table=results

@@ -145,7 +145,7 @@ def get_input_rows(body: bytes) -> list[list]:
     if not isinstance(rows, list):
         raise BadRequest('"data" must be a list of rows')
     for index, row in enumerate(rows):
-        if type(row) is not list or len(row) < 2:
+        if type(row) is not list or len(row) != 2:  # the function takes one argument: one value a row
             raise BadRequest(f"row {index} must be a list [row_number, value]")
         if type(row[0]) is not int:  # bool is an int subclass, and no row number
             raise BadRequest(f"row {index} has a row number that is not an integer")

@@ -1,9 +1,10 @@
 """`make local-up` and `make local-down`: the local SPCS in the background, offline.
 
 `up` starts the image registry (Debian's docker-registry) and the emulator with the local SPCS,
-each once (it is idempotent), waits until both answer, and writes the `local` connection for
-`snow`. `down` stops both; the emulator removes every container and network it started. Pidfiles
-go to .local/run, logs to .local/logs. Tables, stages, the catalog and pushed images stay in .local
+each once per .local whatever the ports asked for (a running one is found from its pidfile, which
+holds its PID and port), waits until both answer, and writes the `local` connection for `snow`. `down`
+stops both; the emulator removes every container and network it started. Pidfiles go to .local/run,
+logs to .local/logs. Tables, stages, the catalog and pushed images stay in .local
 until `make reset-local`.
 """
 
@@ -75,14 +76,15 @@ def connections_toml(port: int) -> str:
     return "[local]\n" + "\n".join(lines) + "\n"
 
 
-def running(pidfile: Path, marker: str) -> int | None:
-    """The PID in the pidfile, if that process still runs and is ours (PIDs get reused)."""
+def running(pidfile: Path, marker: str) -> tuple[int, int | None] | None:
+    """The PID in the pidfile and the port it serves on, if that process still runs and is ours (PIDs get
+    reused). Pidfiles of earlier versions hold no port."""
     try:
-        pid = int(pidfile.read_text().split()[0])
+        pid, *port = (int(word) for word in pidfile.read_text().split()[:2])
         command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except (OSError, ValueError, IndexError):
+    except (OSError, ValueError):
         return None
-    return pid if marker in command else None
+    return (pid, port[0] if port else None) if marker in command else None
 
 
 def answers(url: str) -> bool:
@@ -93,7 +95,7 @@ def answers(url: str) -> bool:
         return False
 
 
-def start(name: str, args: list[str], layout: Layout, ready_url: str) -> int:
+def start(name: str, args: list[str], layout: Layout, ready_url: str, port: int) -> int:
     """Start a server in its own session (so that Ctrl-C in the shell doesn't reach it) and wait for it."""
     layout.pidfile(name).parent.mkdir(parents=True, exist_ok=True)
     layout.log(name).parent.mkdir(parents=True, exist_ok=True)
@@ -101,7 +103,7 @@ def start(name: str, args: list[str], layout: Layout, ready_url: str) -> int:
         process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
-    layout.pidfile(name).write_text(f"{process.pid}\n")
+    layout.pidfile(name).write_text(f"{process.pid} {port}\n")
     deadline = time.monotonic() + READY_SECONDS
     while not answers(ready_url):
         if process.poll() is not None or time.monotonic() > deadline:
@@ -129,19 +131,14 @@ def stop_pid(pid: int, timeout: float = STOP_SECONDS) -> None:
 
 def up(layout: Layout, port: int, registry_port: int, brief: bool = False) -> None:
     """Start what is not running yet. `brief` (before a deploy target) says only what it started."""
-    registry_url = f"http://127.0.0.1:{registry_port}/v2/"
     config = layout.root / "registry" / "config.yml"
-    started = ensure(
-        "image registry",
-        "docker-registry",
-        layout,
-        registry_url,
-        lambda: registry_command(layout, config, registry_port),
-    )
-    emulator = [sys.executable, "-m", "spcs_local.emulator", "--port", str(port), "--data-dir", str(layout.data),
-                "--registry", f"127.0.0.1:{registry_port}"]  # fmt: skip
-    started |= ensure("Snowflake emulator", "spcs_local.emulator", layout, f"http://127.0.0.1:{port}/healthcheck",
-                      lambda: emulator)  # fmt: skip
+    registry_started, registry_port = ensure(
+        "image registry", "docker-registry", layout, registry_port, "/v2/",
+        lambda port: registry_command(layout, config, port),
+    )  # fmt: skip
+    emulator = lambda port: [sys.executable, "-m", "spcs_local.emulator", "--port", str(port),  # noqa: E731
+                             "--data-dir", str(layout.data), "--registry", f"127.0.0.1:{registry_port}"]  # fmt: skip
+    started, port = ensure("Snowflake emulator", "spcs_local.emulator", layout, port, "/healthcheck", emulator)
     home = layout.snowflake_home
     home.mkdir(parents=True, exist_ok=True)
     for name, text in (("connections.toml", connections_toml(port)), ("config.toml", CONFIG_TOML)):
@@ -149,7 +146,7 @@ def up(layout: Layout, port: int, registry_port: int, brief: bool = False) -> No
         file.touch(mode=0o600)
         file.chmod(0o600)  # snow refuses a connections.toml others can read
         file.write_text(text)
-    if brief and not started:
+    if brief and not (started or registry_started):
         return
     print("snow, with the `local` connection (make snow-cli installs it as .snow-venv/bin/snow):")
     print(f"  export SNOWFLAKE_HOME={home.resolve()}")
@@ -159,16 +156,35 @@ def up(layout: Layout, port: int, registry_port: int, brief: bool = False) -> No
         print(f"  export {name}={shlex.quote(value)}")
 
 
-def ensure(name: str, marker: str, layout: Layout, ready_url: str, args: Callable[[], list[str]]) -> bool:
-    """Start the server unless it runs and answers already; True when it was started."""
+def ensure(
+    name: str, marker: str, layout: Layout, port: int, ready_path: str, args: Callable[[int], list[str]]
+) -> tuple[bool, int]:
+    """Start the server unless this .local's runs already, on whatever port; True when it was started, and
+    the port it serves on."""
     key = name.split()[-1].lower()
-    pid = running(layout.pidfile(key), marker)
-    address = ready_url.split("/")[2]
-    if pid and answers(ready_url):
-        print(f"the {name} runs on {address} (pid {pid}), log in {layout.log(key)}")
-        return False
-    pid = start(key, args(), layout, ready_url)
-    print(f"started the {name} on {address} (pid {pid}), log in {layout.log(key)}")
+    found = running(layout.pidfile(key), marker)
+    if found:
+        pid, running_port = found
+        running_port = running_port or port
+        if not wait_until_it_answers(f"http://127.0.0.1:{running_port}{ready_path}"):
+            raise RuntimeError(
+                f"the {name} (pid {pid}) runs but doesn't answer on port {running_port}: make local-down"
+            )
+        moved = f", not on {port}: `make local-down` first to move it" if running_port != port else ""
+        print(f"the {name} runs on 127.0.0.1:{running_port} (pid {pid}){moved}, log in {layout.log(key)}")
+        return False, running_port
+    pid = start(key, args(port), layout, f"http://127.0.0.1:{port}{ready_path}", port)
+    print(f"started the {name} on 127.0.0.1:{port} (pid {pid}), log in {layout.log(key)}")
+    return True, port
+
+
+def wait_until_it_answers(url: str) -> bool:
+    """A server that runs may still be starting (another `make` started it a moment ago)."""
+    deadline = time.monotonic() + READY_SECONDS
+    while not answers(url):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
     return True
 
 
@@ -180,7 +196,7 @@ def registry_command(layout: Layout, config: Path, port: int) -> list[str]:
 
 def down(layout: Layout) -> None:
     for name, marker in (("emulator", "spcs_local.emulator"), ("registry", "docker-registry")):
-        pid = running(layout.pidfile(name), marker)
+        pid = (running(layout.pidfile(name), marker) or (None,))[0]
         if pid:
             stop_pid(pid)
             print(f"stopped the {name} (pid {pid})")

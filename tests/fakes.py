@@ -2,6 +2,7 @@
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,11 +11,12 @@ import uvicorn
 
 from spcs_local.emulator import ACCOUNT, fakesnow_fixes
 from spcs_local.emulator.catalog import Catalog, Image, ObjectName, Settings
+from spcs_local.emulator.guard import Doors
 from spcs_local.emulator.results import Result, SnowflakeError
 from spcs_local.emulator.server import front_of
 from spcs_local.emulator.statements import Context, Statements
 from spcs_local.emulator.workload import BackendError, ContainerState, Workload
-from spcs_local.processes import free_port, wait_for_http
+from spcs_local.processes import free_port
 
 
 @dataclass
@@ -25,6 +27,7 @@ class FakeBackend:
     pending: bool = False  # services never get READY
     fail_start: str | None = None
     job_seconds: float = 0.0
+    start_seconds: float = 0.0  # how long a start takes (pulling, creating)
     started: list[Workload] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     running: dict[str, Workload] = field(default_factory=dict)
@@ -32,6 +35,7 @@ class FakeBackend:
     def start(self, workload: Workload) -> None:
         if self.fail_start:
             raise BackendError(self.fail_start)
+        time.sleep(self.start_seconds)
         self.started.append(workload)
         self.running[workload.key] = workload
 
@@ -128,15 +132,17 @@ class LocalSPCS:
 
 
 @contextlib.contextmanager
-def serving(spcs: LocalSPCS, directory: Path, poll_seconds: float = 20.0) -> Iterator[str]:
+def serving(spcs: LocalSPCS, directory: Path, poll_seconds: float = 20.0, doors: Doors | None = None) -> Iterator[str]:
     """The emulator's front over fakesnow and this catalog, on a free loopback port, in this process."""
-    with front_of(fakesnow_fixes.install(directory), spcs.catalog, spcs.stages, poll_seconds) as front:
+    with front_of(fakesnow_fixes.install(directory), spcs.catalog, spcs.stages, poll_seconds, doors) as front:
         port = free_port()
         server = uvicorn.Server(uvicorn.Config(front, host="127.0.0.1", port=port, log_level="warning"))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         try:
-            wait_for_http(f"http://127.0.0.1:{port}/healthcheck")
+            while not server.started:  # listening: a front whose doors refuse this test still counts
+                assert thread.is_alive(), "the front did not start"
+                time.sleep(0.02)
             yield f"http://127.0.0.1:{port}"
         finally:
             server.should_exit = True

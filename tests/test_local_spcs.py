@@ -57,7 +57,7 @@ class Local:
                               env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
 
     def pids(self) -> list[int]:
-        return [int(pid.read_text()) for pid in (self.directory / "run").glob("*.pid")]
+        return [int(pid.read_text().split()[0]) for pid in (self.directory / "run").glob("*.pid")]
 
     @property
     def label(self) -> str:

@@ -18,6 +18,7 @@ from spcs_local.emulator.catalog import ObjectName
 from .fakes import LocalSPCS, serving
 
 HANG_SECONDS = 5
+SLOW_SECONDS = 3
 BATCH_ID = "sf-external-function-query-batch-id"
 
 
@@ -58,6 +59,8 @@ class FakeService(http.server.BaseHTTPRequestHandler):
             self.answer(200, {"data": [[n + 1, v] for n, v in echoed]})
         elif self.path == "/not-json":
             self.answer(200, b"<html>")
+        elif self.path == "/forever-202":
+            self.answer(202, {})
         elif self.path == "/hang":
             time.sleep(HANG_SECONDS)
             self.answer(200, {"data": echoed})
@@ -71,12 +74,28 @@ class FakeService(http.server.BaseHTTPRequestHandler):
                 time.sleep(0.25)
         elif self.path == "/accepted" and tries == 1:
             self.answer(202, {})
+        elif self.path == "/slow":
+            time.sleep(SLOW_SECONDS)
+            self.answer(200, {"data": echoed})
+        elif self.path == "/cut-short" and tries == 1:  # promises more than it sends, then closes
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b'{"data": [[0, "Bob')
+            self.close_connection = True
+        elif self.path == "/huge":
+            self.answer(200, b'{"data": [[0, "' + b"x" * (64 * 2**20) + b'"]]}')
+        elif self.path == "/long-text":
+            self.answer(200, {"data": [[n, "y" * (20 * 2**20)] for n, *_ in rows]})
         elif self.path == "/typed":
             self.answer(200, {"data": [[n, json.loads(v)] for n, v in rows]})
         else:
             self.answer(200, {"data": echoed})
 
     def do_GET(self) -> None:  # Snowflake polls a 202 with GET and the same batch id
+        if self.path == "/forever-202":
+            self.answer(202, {})
+            return
         batch_id = self.headers.get(BATCH_ID)
         with self.requests.lock:
             self.requests.seen.append({"path": self.path, "method": "GET", "headers": dict(self.headers), "body": None})
@@ -108,7 +127,8 @@ def service(
     directory = tmp_path_factory.mktemp("service-functions")
     spcs = LocalSPCS(directory / "spcs")
     url = f"http://127.0.0.1:{server.server_address[1]}"
-    spcs.catalog.register_external_service(ObjectName("TUTORIAL_DB", "DATA_SCHEMA", "TEST_SERVICE"), {"ep": url})
+    for name in ("TEST_SERVICE", "SLOW_SERVICE"):
+        spcs.catalog.register_external_service(ObjectName("TUTORIAL_DB", "DATA_SCHEMA", name), {"ep": url})
     try:
         with serving(spcs, directory / "snowflake") as base:
             port = int(base.rsplit(":", 1)[1])
@@ -120,9 +140,10 @@ def service(
 
 
 def function(connection: snowflake.connector.SnowflakeConnection, name: str, path: str, options: str = "",
-             arguments: str = "x varchar", returns: str = "varchar") -> None:  # fmt: skip
+             arguments: str = "x varchar", returns: str = "varchar",
+             service: str = "test_service") -> None:  # fmt: skip
     connection.cursor().execute(
-        f"CREATE OR REPLACE FUNCTION {name} ({arguments}) RETURNS {returns} SERVICE=test_service ENDPOINT=ep "
+        f"CREATE OR REPLACE FUNCTION {name} ({arguments}) RETURNS {returns} SERVICE={service} ENDPOINT=ep "
         f"{options} AS '{path}'"
     )
 
@@ -287,3 +308,107 @@ def test_context_headers_carry_the_sessions_context(service) -> None:
     headers = requests.to("/echo")[-1]["headers"]
     assert (headers["sf-context-current-user"], headers["sf-context-current-role"],
             headers["sf-context-current-database"]) == ("tutorial_user", "TEST_ROLE", "TUTORIAL_DB")  # fmt: skip
+
+
+# --- bounds, cancel and fairness --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "cancel",
+    [
+        lambda connection, base: connection.cursor().execute("select system$cancel_all_queries(0)"),
+        lambda connection, base: requests_post(base, "/queries/v1/abort-request", connection.rest.token),
+        lambda connection, base: requests_post(base, "/session?delete=true", connection.rest.token),
+    ],
+    ids=["cancel_all_queries", "abort-request", "closing-the-session"],
+)
+def test_cancel_ends_a_query_waiting_on_a_service_that_answers_202_forever(service, cancel) -> None:
+    connection, _ = service
+    base = f"http://{connection.host}:{connection.port}"
+    function(connection, "forever", "/forever-202")
+    with snowflake.connector.connect(**connection_params(client_env(connection.port))) as waiting:
+        errors: list[Exception] = []
+        thread = threading.Thread(target=lambda: run_into(errors, waiting, "select forever('a')"))
+        thread.start()
+        time.sleep(1)
+        start = time.monotonic()
+        cancel(waiting, base)
+        thread.join(10)
+
+        assert not thread.is_alive() and time.monotonic() - start < 5
+        assert [getattr(error, "errno", None) for error in errors] in ([604], [390104])  # cancelled, or logged out
+
+
+def test_the_connectors_timeout_cancels_a_service_function_wait(service) -> None:
+    connection, _ = service
+    function(connection, "forever", "/forever-202")
+    start = time.monotonic()
+
+    with pytest.raises(snowflake.connector.errors.ProgrammingError) as cancelled:
+        connection.cursor().execute("select forever('a')", timeout=1)
+
+    assert cancelled.value.errno == 604 and time.monotonic() - start < 6
+
+
+def test_a_slow_service_holds_back_only_its_own_calls(service) -> None:
+    connection, _ = service
+    function(connection, "slow", "/slow", service="slow_service")
+    function(connection, "fast", "/echo")
+    port = connection.port
+    errors: list[Exception] = []
+    slow_queries = [
+        threading.Thread(target=lambda: run_into(errors, None, "select slow('a')", port)) for _ in range(12)
+    ]
+    for thread in slow_queries:
+        thread.start()
+    time.sleep(0.5)  # the slow service's batches fill its share
+    start = time.monotonic()
+
+    assert query(connection, "select fast('a')") == [("Bob said a",)]
+    assert time.monotonic() - start < 2
+    for thread in slow_queries:
+        thread.join(60)
+    assert errors == []
+
+
+def test_a_reply_cut_short_is_retried_as_a_network_error(service) -> None:
+    connection, requests = service
+    function(connection, "cut_short", "/cut-short")
+
+    assert query(connection, "select cut_short('a')") == [("Bob said a",)]
+    assert len(requests.to("/cut-short")) == 2
+
+
+@pytest.mark.parametrize(
+    ("path", "problem"),
+    [
+        ("/huge", "Service function TOO_BIG failed: the service's reply is larger than 64 MiB"),
+        ("/long-text", "Service function TOO_BIG failed: the service answered a value of 20,971,520 bytes, over the "
+                       "16,777,216 bytes a VARCHAR holds"),
+    ],
+)  # fmt: skip
+def test_replies_beyond_snowflakes_sizes_fail_the_query_naming_the_function(service, path: str, problem: str) -> None:
+    connection, _ = service
+    function(connection, "too_big", path)
+
+    with pytest.raises(snowflake.connector.errors.ProgrammingError, match=problem):
+        query(connection, "select too_big('a')")
+
+
+def run_into(errors: list[Exception], connection: snowflake.connector.SnowflakeConnection | None, sql: str,
+             port: int = 0) -> None:  # fmt: skip
+    """Run a statement, on a connection of its own without one; what it raises goes to `errors`."""
+    try:
+        if connection is None:
+            with snowflake.connector.connect(**connection_params(client_env(port))) as own:
+                own.cursor().execute(sql).fetchall()
+        else:
+            connection.cursor().execute(sql).fetchall()
+    except Exception as error:
+        errors.append(error)
+
+
+def requests_post(base: str, path: str, token: str | None) -> None:
+    import requests
+
+    requests.post(f"{base}{path}", json={}, headers={"Authorization": f'Snowflake Token="{token}"'}, timeout=10)

@@ -223,19 +223,22 @@ def test_text_from_the_service_cannot_forge_log_lines(faulty_echo: tuple[str, ty
         ("http://echo service:8000/echo", "SERVICE_URL must be an http:// or https:// URL"),
     ],
 )
-def test_a_bad_service_url_is_one_line_and_exit_1(url: str, cause: str) -> None:
+def test_a_bad_service_url_is_one_error_line_in_the_jobs_log_format_and_exit_1(url: str, cause: str) -> None:
     caller = run_caller(url)
 
-    assert caller.returncode == 1
-    assert caller.stderr.strip().startswith(cause) and "\n" not in caller.stderr.strip()
+    assert caller.returncode == 1 and caller.stderr == ""
+    [line] = caller.stdout.splitlines()
+    assert re.fullmatch(r"service-to-service \[[^]]+\] \[ERROR\] Bad setting: (.*)", line)[1].startswith(cause)
 
 
 @pytest.mark.parametrize("value", ["inf", "nan", "-1", "0", "1e400"])
 def test_a_deadline_that_is_not_a_positive_finite_number_is_refused(value: str) -> None:
     caller = run_caller("http://127.0.0.1:9/echo", SERVICE_WAIT_SECONDS=value)
 
-    assert caller.returncode == 1
-    assert caller.stderr.strip() == f"SERVICE_WAIT_SECONDS must be a positive number of seconds, got '{value}'"
+    assert caller.returncode == 1 and caller.stderr == ""
+    assert caller.stdout.strip().endswith(
+        f"[ERROR] Bad setting: SERVICE_WAIT_SECONDS must be a positive number of seconds, got '{value}'"
+    )
 
 
 def test_sigterm_ends_it_cleanly() -> None:

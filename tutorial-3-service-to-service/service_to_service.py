@@ -19,21 +19,25 @@ from urllib.parse import urlsplit
 import requests
 from tenacity import Retrying, retry_if_exception_type, stop_before_delay, wait_exponential
 
+# Bad settings, each logged as an ERROR line once the logger exists; the job then exits 1.
+BAD_SETTINGS: list[str] = []
+
 
 def env_seconds(name: str, default: float) -> float:
-    """A positive, finite number of seconds from the environment, or exit naming the bad value."""
+    """A positive, finite number of seconds from the environment; a bad value is noted in BAD_SETTINGS."""
     value = os.getenv(name, str(default))
     try:
         seconds = float(value)
     except ValueError:
         seconds = 0
     if not 0 < seconds < math.inf:
-        sys.exit(f"{name} must be a positive number of seconds, got {value!r}")
+        BAD_SETTINGS.append(f"{name} must be a positive number of seconds, got {value!r}")
+        return default
     return seconds
 
 
 def env_url(name: str, default: str) -> str:
-    """An http:// or https:// URL with a host from the environment, or exit naming the bad value."""
+    """An http:// or https:// URL with a host from the environment; a bad value is noted in BAD_SETTINGS."""
     value = os.getenv(name, default)
     try:
         parts = urlsplit(value)
@@ -41,7 +45,7 @@ def env_url(name: str, default: str) -> str:
     except ValueError:  # a port that is not a number
         valid = False
     if not valid:
-        sys.exit(f"{name} must be an http:// or https:// URL, got {value!r}")
+        BAD_SETTINGS.append(f"{name} must be an http:// or https:// URL, got {value!r}")
     return value
 
 
@@ -163,6 +167,10 @@ def deadline_passed(signum: int, frame: FrameType | None) -> None:
 
 def main() -> int:
     """Call the service once; the exit code tells SPCS whether the job is DONE (0) or FAILED."""
+    for problem in BAD_SETTINGS:
+        logger.error(f"Bad setting: {problem}")
+    if BAD_SETTINGS:
+        return 1
     signal.signal(signal.SIGTERM, terminate)
     signal.signal(signal.SIGALRM, deadline_passed)
     signal.setitimer(signal.ITIMER_REAL, WAIT_SECONDS)  # the whole call, slow answers included

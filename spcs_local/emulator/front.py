@@ -379,7 +379,7 @@ class Front:
         partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
         try:
             with partial.open("wb") as file:
-                async for chunk in body_chunks(receive, UPLOAD_BYTES):
+                async for chunk in body_chunks(scope, receive, UPLOAD_BYTES):
                     await anyio.to_thread.run_sync(file.write, chunk)
             partial.replace(target)
         finally:

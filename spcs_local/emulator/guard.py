@@ -72,13 +72,10 @@ def require_json(scope: dict) -> None:
 
 async def read_body(scope: dict, receive: Receive, limit: int) -> bytes:
     """The request body, gunzipped when the client compressed it; 413 when it is over `limit`, compressed or not."""
-    length = header(scope, b"content-length")
-    if length.isdigit() and int(length) > limit:
-        raise too_large(limit)
     gzipped = header(scope, b"content-encoding").lower() == "gzip"
     inflate = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzipped else None
     chunks, size = [], 0
-    async for chunk in body_chunks(receive, limit):
+    async for chunk in body_chunks(scope, receive, limit):
         if inflate:
             chunk = inflate.decompress(chunk, limit + 1 - size)
             if inflate.unconsumed_tail:
@@ -95,8 +92,12 @@ async def read_body(scope: dict, receive: Receive, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def body_chunks(receive: Receive, limit: int) -> AsyncIterator[bytes]:
-    """The body as it arrives, at most `limit` bytes of it on the wire."""
+async def body_chunks(scope: dict, receive: Receive, limit: int) -> AsyncIterator[bytes]:
+    """The body as it arrives, at most `limit` bytes of it on the wire: one that says it is longer is refused
+    before any of it is read."""
+    length = header(scope, b"content-length")
+    if length.isdigit() and int(length) > limit:
+        raise too_large(limit)
     received = 0
     while True:
         message = await receive()
