@@ -7,6 +7,7 @@ against an account. It is in the container tier (it needs a Docker engine).
 
 import hashlib
 import io
+import ipaddress
 import os
 import subprocess
 import urllib.request
@@ -183,6 +184,61 @@ def test_a_failing_job_fails_the_deploy_target_after_printing_its_logs(local: Lo
     assert "FAILING_AGAIN completed with status: FAILED. Container main exited with code 3." in message
 
 
+PROBE = """
+import sys, urllib.error, urllib.request
+for url in sys.argv[1:]:
+    try:
+        print(url, urllib.request.urlopen(url, timeout=5).status)
+    except urllib.error.HTTPError as error:
+        print(url, error.code)
+    except OSError as error:
+        print(url, "unreachable")
+"""
+
+
+def test_only_the_local_spcs_containers_reach_the_emulator(local: Local, docker_client: docker.DockerClient) -> None:
+    [front] = [n for n in docker_client.networks.list(filters={"label": local.label}) if "-front-" in n.name]
+    gateway = front.attrs["IPAM"]["Config"][0]["Gateway"]
+    bridge_config = docker_client.networks.get("bridge").attrs["IPAM"]["Config"][0]
+    bridge = bridge_config.get("Gateway") or str(next(ipaddress.ip_network(bridge_config["Subnet"]).hosts()))
+    port = next(v.split("=")[1] for v in local.variables if v.startswith("EMULATOR_PORT="))
+    urls = [f"http://{gateway}:{port}/healthcheck", f"http://{bridge}:{port}/healthcheck"]
+
+    # A container of anyone else's, on Docker's default bridge: its peer address is not on the local SPCS's network.
+    stranger = docker_client.containers.run(BASE_IMAGE, ["python3", "-c", PROBE, *urls], remove=True).decode()
+
+    assert stranger.splitlines() == [f"{urls[0]} 403", f"{urls[1]} unreachable"]
+    # The local SPCS's own containers reached it: both jobs ran (test_make_deploy_runs_both_jobs_to_done...).
+
+
+def test_a_container_gets_its_node_s_capacity_and_can_read_no_file_of_the_host(
+    local: Local, docker_client: docker.DockerClient
+) -> None:
+    [echo] = docker_client.containers.list(filters={"label": [local.label, "spcs-local.container=echo"]})
+    assert (echo.attrs["HostConfig"]["Memory"], echo.attrs["HostConfig"]["NanoCpus"]) == (6 * 2**30, 10**9)
+    spec = local.directory / "host_files_job.yaml"
+    spec.write_text(JOB_READING_HOST_FILES)
+
+    job = local.snow("spcs", "service", "execute-job", "reads_host_files", "--compute-pool", "tutorial_compute_pool",
+                     "--spec-path", str(spec))  # fmt: skip
+    logs = local.snow("spcs", "service", "logs", "reads_host_files", "--container-name", "main", "--instance-id", "0")
+
+    assert job.returncode != 0
+    assert "SQL access control error" in logs.stdout and "root:" not in logs.stdout
+
+
+JOB_READING_HOST_FILES = """spec:
+  containers:
+  - name: main
+    image: /tutorial_db/data_schema/tutorial_repository/my_job_image:latest
+    env:
+      SNOWFLAKE_WAREHOUSE: tutorial_warehouse
+    args:
+    - "--query=select content from read_text('/etc/passwd')"
+    - "--result_table=stolen"
+"""
+
+
 def test_after_a_restart_the_service_comes_back(local: Local) -> None:
     restarted = local.make("local-down", "local-up")
     assert restarted.returncode == 0, restarted.stderr
@@ -206,6 +262,6 @@ def test_teardown_and_local_down_leave_nothing_running(local: Local, docker_clie
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     # The data stays until `make reset-local`: the results table, the catalog and the pushed images.
-    assert (local.directory / "snowflake" / "TUTORIAL_DB.db").exists()
+    assert (local.directory / "snowflake" / "databases" / "TUTORIAL_DB.db").exists()
     assert "TUTORIAL_COMPUTE_POOL" in (local.directory / "snowflake" / "spcs" / "catalog.json").read_text()
     assert any((local.directory / "registry").rglob("my_job_image"))

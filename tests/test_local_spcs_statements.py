@@ -350,6 +350,7 @@ def test_suspend_resume_and_drop_a_service(spcs: LocalSPCS) -> None:
 
     assert spcs.value("drop service IDENTIFIER('echo_service')") == "ECHO_SERVICE successfully dropped."
     assert workload in spcs.backend.removed
+    assert not spcs.catalog.tokens  # its containers' token logs in no more
     assert error_of(spcs, "DROP SERVICE echo_service").message.endswith(
         "Service 'ECHO_SERVICE' does not exist or not authorized."
     )

@@ -5,7 +5,9 @@ import gzip
 import http.client
 import http.server
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -328,7 +330,7 @@ def test_a_querys_result_is_only_its_own_sessions(emulator: tuple[str, LocalSPCS
 
 def test_sessions_expire_when_idle_and_the_oldest_give_way_past_the_cap() -> None:
     ended: list[str] = []
-    sessions: Sessions[str] = Sessions(ended.append, idle=0.2, cap=2)
+    sessions: Sessions[str] = Sessions(lambda token, value: ended.append(token), idle=0.2, cap=2)
     sessions.add("a", "first")
     sessions.add("b", "second")
     assert sessions.get("a") == "first"  # a is used: b is now the least recently used
@@ -393,6 +395,17 @@ def declares(url: str, length: int) -> int:
 # --- the emulator's own process -------------------------------------------------------------------
 
 
+def header_of(port: int, size: int) -> int | str:
+    """The answer to a request with a header of `size` bytes: a status, or "refused" when it is cut off."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        try:
+            sock.sendall(b"GET /healthcheck HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * size + b"\r\n\r\n")
+            answer = sock.recv(100)
+        except ConnectionError:
+            return "refused"
+    return int(answer.split()[1]) if answer else "refused"
+
+
 class Forever202(http.server.BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers["Content-Length"]))
@@ -425,6 +438,8 @@ def test_the_emulator_stops_within_seconds_with_a_query_in_flight_and_logs_no_st
                               (gzip.compress(b"x" * 2**20), {"Content-Encoding": "gzip"})):  # fmt: skip
             requests.post(f"{base}/session/v1/login-request", data=body, headers=headers, timeout=10)
             requests.post(f"{base}/queries/v1/query-request", data=body, headers=headers, timeout=10)
+        assert header_of(port, 2**20) in ("refused", 400, 431)  # headers are bounded too
+        assert requests.get(f"{base}/healthcheck", timeout=10).status_code == 200
         connection = connect(base)
         connection.cursor().execute("CREATE FUNCTION forever (x varchar) RETURNS varchar SERVICE=echo_service "
                                     "ENDPOINT=echoendpoint AS '/echo'")  # fmt: skip
@@ -461,3 +476,36 @@ def test_a_drop_during_the_start_leaves_nothing_running(tmp_path) -> None:
     time.sleep(1.5)  # the first start's end
 
     assert list(backend.running) == [spcs.catalog.services["TUTORIAL_DB.DATA_SCHEMA.ECHO_SERVICE"].workload_key]
+
+
+def test_one_local_spcs_per_local_dir_whatever_the_ports(tmp_path) -> None:
+    if shutil.which("docker-registry") is None:
+        if os.getenv("SPCS_REQUIRE_DOCKER") == "1":
+            pytest.fail("docker-registry is missing, and SPCS_REQUIRE_DOCKER=1 requires it")
+        pytest.skip("docker-registry is not installed (make local-up installs it)")
+    local = [sys.executable, "-m", "spcs_local.local"]
+    first, second = (free_port(), free_port()), (free_port(), free_port())
+
+    def up(ports: tuple[int, int]) -> subprocess.CompletedProcess:
+        return subprocess.run([*local, "up", "--local-dir", str(tmp_path), "--port", str(ports[0]),
+                               "--registry-port", str(ports[1])], cwd=ROOT, capture_output=True, text=True,
+                              timeout=120)  # fmt: skip
+
+    try:
+        started = up(first)
+        pids = sorted(pidfile.read_text() for pidfile in (tmp_path / "run").glob("*.pid"))
+        again = up(second)  # other ports, as a `make setup` without the EMULATOR_PORT that started it
+
+        assert started.returncode == again.returncode == 0, started.stderr + again.stderr
+        assert f"runs on 127.0.0.1:{first[0]}" in again.stdout and f"not on {second[0]}" in again.stdout
+        assert f"runs on 127.0.0.1:{first[1]}" in again.stdout
+        assert sorted(pidfile.read_text() for pidfile in (tmp_path / "run").glob("*.pid")) == pids
+        assert f"port = {first[0]}" in (tmp_path / "snowflake-home" / "connections.toml").read_text()
+    finally:
+        stopped = subprocess.run([*local, "down", "--local-dir", str(tmp_path)], cwd=ROOT, capture_output=True,
+                                 text=True, timeout=120)  # fmt: skip
+
+    assert stopped.returncode == 0 and stopped.stdout.count("stopped the") == 2
+    for pid in (int(text.split()[0]) for text in pids):
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)

@@ -2,7 +2,8 @@
 
 One module a job, dependencies running one way:
 
-- `front`: the Snowflake protocol (login, queries, asynchronous results, tokens);
+- `front`: the Snowflake protocol (login, queries, asynchronous results, tokens, cancel, stage uploads);
+- `guard`: who may talk to it and how much: Host names, peers, JSON bodies, bounds, sessions, tickets;
 - `statements`: SPCS SQL turned into calls on the catalog (no Docker here);
 - `catalog`: compute pools, image repositories, services and functions, persisted (no SQL here);
 - `docker_backend`: runs the catalog's workloads on Docker (no SQL, no catalog);

@@ -1,8 +1,11 @@
 """Everything that adapts fakesnow (DuckDB and sqlglot underneath), which runs the SQL the local SPCS
 doesn't answer itself. The fixes, for what the tutorials and Snowpark send:
 
-- one shared instance that keeps each database as a file under the data dir, and its global
-  catalog (stages, column lengths) too: fakesnow keeps that in memory, lost on restart;
+- one shared instance that keeps each database as a file under the data dir's `databases/`, and its
+  global catalog (stages, column lengths) too: fakesnow keeps that in memory, lost on restart;
+- DuckDB locked to the databases' and the stages' folders: SQL reads and writes no other file, installs
+  and loads no extension, and can't change that (see lock_down); stage folders never step out of
+  the stages, whatever a name holds;
 - staged files kept under the data dir too (fakesnow keeps them in a temp folder, lost on restart);
 - Snowpark's `CREATE TABLE t If NOT EXISTS (...)` sent as `CREATE TABLE IF NOT EXISTS t (...)`;
 - `PUT file:///dir/*.yaml` (`snow stage copy` with a glob) quoted, so that `/*` is no comment;

@@ -193,9 +193,9 @@ class Front:
             ))  # fmt: skip
         await reply(send, status, json.dumps(result).encode(), headers)
 
-    def session_ended(self, token: str) -> None:
+    def session_ended(self, token: str, session: Session) -> None:
         """A session closed, expired or pushed out by newer ones: what it runs stops, and fakesnow forgets it."""
-        self.cancel(token)
+        self.cancel(token, session)
         fakesnow_fixes.end_session(token)
 
     async def token(self, scope: dict, receive: Receive, send: Send) -> None:
@@ -210,10 +210,10 @@ class Front:
         data = {"sessionToken": old, "validityInSecondsST": 3600, "masterToken": old, "validityInSecondsMT": 14400}
         await reply(send, 200, json.dumps({"data": data, "success": True}).encode())
 
-    def cancel(self, token: str) -> None:
+    def cancel(self, token: str, session: Session | None = None) -> None:
         """Cancel what the session runs: its statement in fakesnow, its service-function calls and its jobs."""
         fakesnow_fixes.cancel(token)
-        session = self.sessions.get(token)
+        session = session or self.sessions.get(token)
         for query_id, context in list(session.running.items()) if session else []:
             context.cancelled.set()
             self.caller.cancel(query_id)

@@ -21,6 +21,7 @@ from typing import Generic, TypeVar
 Receive = Callable[[], Awaitable[dict]]
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+HEADER_BYTES = 64 * 2**10  # a request's line and headers
 LOGIN_BODY_BYTES = 64 * 2**10  # a login or a token request, before any session
 QUERY_BODY_BYTES = 16 * 2**20  # a statement with its bindings
 UPLOAD_BYTES = 2**30  # one file PUT on a stage, streamed to disk
@@ -124,9 +125,11 @@ class Entry(Generic[S]):
 
 class Sessions(Generic[S]):
     """Sessions by token: they expire after `idle` seconds unused, and at most `cap` are kept (the least
-    recently used goes first). `on_end` is told of each one that ends."""
+    recently used goes first). `on_end` is told of each one that ends, with its value."""
 
-    def __init__(self, on_end: Callable[[str], None], idle: float = SESSION_IDLE_SECONDS, cap: int = MAX_SESSIONS):
+    def __init__(
+        self, on_end: Callable[[str, S], None], idle: float = SESSION_IDLE_SECONDS, cap: int = MAX_SESSIONS
+    ) -> None:
         self.on_end, self.idle, self.cap = on_end, idle, cap
         self.entries: OrderedDict[str, Entry[S]] = OrderedDict()
 
@@ -148,8 +151,9 @@ class Sessions(Generic[S]):
         return entry.value
 
     def end(self, token: str) -> None:
-        if self.entries.pop(token, None) is not None:
-            self.on_end(token)
+        entry = self.entries.pop(token, None)
+        if entry is not None:
+            self.on_end(token, entry.value)
 
     def expire(self) -> None:
         now = time.monotonic()

@@ -23,7 +23,7 @@ from spcs_local.emulator import ACCOUNT, DATABASE, SCHEMA, fakesnow_fixes
 from spcs_local.emulator.catalog import Catalog, ObjectName, Settings
 from spcs_local.emulator.docker_backend import DockerBackend
 from spcs_local.emulator.front import Front
-from spcs_local.emulator.guard import LOOPBACK, LOOPBACK_NAMES, Doors
+from spcs_local.emulator.guard import HEADER_BYTES, LOOPBACK, LOOPBACK_NAMES, Doors
 from spcs_local.emulator.registry import Registry
 from spcs_local.emulator.service_functions import Caller
 from spcs_local.emulator.statements import StageFiles, Statements
@@ -59,8 +59,11 @@ def serve(
         catalog.register_external_service(name, endpoints)
     sockets = [listen(address, port) for address in addresses]
     with front_of(app, catalog, fakesnow_fixes.StageFiles(), poll_seconds, doors) as front:
-        # Errors only: a stranger's malformed request must not grow the log.
-        server = Server(uvicorn.Config(front, log_level="error", timeout_graceful_shutdown=2), front.cancel_all)
+        # h11, whose headers are bounded (httptools' are not); errors only: a stranger's malformed request must
+        # not grow the log.
+        config = uvicorn.Config(front, http="h11", h11_max_incomplete_event_size=HEADER_BYTES, log_level="error",
+                                timeout_graceful_shutdown=2)  # fmt: skip
+        server = Server(config, front.cancel_all)
         catalog.reconcile()
         try:
             server.run(sockets=sockets)
