@@ -172,6 +172,11 @@ def test_show_image_repositories_honours_in(spcs: LocalSPCS, scope: str, count: 
     assert len(spcs.rows(f"SHOW IMAGE REPOSITORIES{scope}")) == count
 
 
+@pytest.mark.parametrize("name", ['"../../x"', '"a/b"', '"Two Words"', '".."'])
+def test_a_repository_name_that_cant_be_a_registry_path_is_refused(spcs: LocalSPCS, name: str) -> None:
+    assert "can't be part of that path" in error_of(spcs, f"CREATE IMAGE REPOSITORY {name}").message
+
+
 def test_show_images_lists_what_was_pushed_and_drop_deletes_it(spcs: LocalSPCS) -> None:
     images = spcs.rows("SHOW IMAGES IN IMAGE REPOSITORY tutorial_repository")
 

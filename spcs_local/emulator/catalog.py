@@ -31,6 +31,7 @@ from spcs_local.lint import ERROR, as_spcs_reads, lint
 TOKEN_PATH = "/snowflake/session/token"  # where SPCS puts a container's OAuth token
 LOGS_TAIL_DEFAULT = 100_000
 INTERRUPTED = "Interrupted: the local SPCS stopped while the job ran."
+REGISTRY_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")  # of an image's path, as registries take it
 CANCELLED = "Cancelled: the statement that ran the job was cancelled."
 # What a node of each instance family gives its containers (vCPUs, GiB of memory), as CREATE COMPUTE POOL lists
 # them: a container without resources.limits gets its node's capacity, and no more is granted.
@@ -366,6 +367,13 @@ class Catalog:
     def create_image_repository(
         self, name: ObjectName, owner: str, comment: str | None, if_not_exists: bool, or_replace: bool
     ) -> str:
+        # The repository's URL path is its database, schema and name in lowercase: each must be one.
+        bad = [part for part in astuple(name) if not REGISTRY_COMPONENT.fullmatch(part.lower())]
+        if bad:
+            raise invalid(
+                f"SQL compilation error:\nThe local SPCS names images /<database>/<schema>/<repository>/ in lowercase: "
+                f"{bad[0]!r} can't be part of that path (letters, digits, and '.', '_' or '-' between them)."
+            )
         with self.lock:
             if str(name) in self.repositories:
                 if if_not_exists:

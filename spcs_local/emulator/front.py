@@ -89,13 +89,9 @@ class Front:
         doors: Doors | None = None,
         service_token: Callable[[str], bool] = lambda token: False,
     ) -> None:
-        self.fakesnow, self.statements, self.caller, self.poll_seconds = (
-            Fakesnow(fakesnow_app),
-            statements,
-            caller,
-            poll_seconds,
-        )
-        self.app, self.doors, self.service_token = fakesnow_app, doors or Doors(), service_token
+        self.app, self.fakesnow = fakesnow_app, Fakesnow(fakesnow_app)
+        self.statements, self.caller, self.poll_seconds = statements, caller, poll_seconds
+        self.doors, self.service_token = doors or Doors(), service_token
         self.sessions: Sessions[Session] = Sessions(self.session_ended)
         self.queries: OrderedDict[str, Query] = OrderedDict()
         self.requests: dict[str, str] = {}  # request id -> query id
