@@ -17,6 +17,7 @@ import docker.errors
 import snowflake.connector
 
 from spcs_local.emulator import client_env, connection_params
+from spcs_local.emulator.server import instance_of
 from spcs_local.processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,14 +48,17 @@ def execute_job(port: int, name: str) -> float:
     return seconds
 
 
-def docker_run_job(client: docker.DockerClient, image: str, port: int, token_file: Path) -> float:
-    """The same job container, started by hand on the host's network: what the job itself costs, without the
-    local SPCS. It logs in with the token in `token_file`, as in SPCS."""
-    env = {**client_env(port), "SNOWFLAKE_WAREHOUSE": "tutorial_warehouse"}
+def docker_run_job(client: docker.DockerClient, image: str, port: int, token_file: Path, local_dir: Path) -> float:
+    """The same job container, started by hand on the local SPCS's network, where the emulator answers it: what
+    the job itself costs, without the local SPCS. It logs in with the token in `token_file`, as in SPCS."""
+    env = {**client_env(port, host="host.docker.internal"), "SNOWFLAKE_WAREHOUSE": "tutorial_warehouse"}
     env = {k: v for k, v in env.items() if k not in ("SNOWFLAKE_USER", "SNOWFLAKE_PASSWORD", "SNOWFLAKE_ROLE")}
+    label = f"spcs-local.instance={instance_of(local_dir / 'snowflake')}"
+    [front] = [network for network in client.networks.list(filters={"label": label}) if "-front-" in network.name]
     start = time.perf_counter()
     container = client.containers.run(
-        image, JOB_ARGS, environment=env, network_mode="host",
+        image, JOB_ARGS, environment=env, network=front.name,
+        extra_hosts={"host.docker.internal": front.attrs["IPAM"]["Config"][0]["Gateway"]},
         volumes={str(token_file): {"bind": "/snowflake/session/token", "mode": "ro"}}, detach=True,
     )  # fmt: skip
     try:
@@ -87,7 +91,7 @@ def main() -> None:
             token_file.write_text(login.rest.token or "")
             for n in range(ROUNDS):  # taking turns
                 jobs.append(execute_job(port, f"bench_job_{n}"))
-                runs.append(docker_run_job(client, image, port, token_file))
+                runs.append(docker_run_job(client, image, port, token_file, directory))
     finally:
         make("local-down", variables=variables)
         shutil.rmtree(directory, ignore_errors=True)
