@@ -3,7 +3,7 @@
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,12 +90,38 @@ class FakeImages:
 
 @dataclass
 class FakeStages:
+    """The tutorials' database and schema, and stages that hold the files put in `files`."""
+
     files: dict[tuple[str, str], str] = field(default_factory=dict)  # (stage, path) -> text
+    schemas: set[tuple[str, str]] = field(default_factory=lambda: {("TUTORIAL_DB", "DATA_SCHEMA")})
 
     def read(self, stage: ObjectName, path: str) -> str:
         if (str(stage), path) not in self.files:
             raise SnowflakeError(f"Specification file '{path}' was not found on stage @{stage}.")
         return self.files[(str(stage), path)]
+
+    def drop_stage(self, stage: ObjectName) -> bool:
+        return self.drop_files(lambda name: name == str(stage))
+
+    def drop_schema(self, database: str, schema: str) -> bool:
+        self.drop_files(lambda name: name.startswith(f"{database}.{schema}."))
+        return self.drop_schemas({(database, schema)})
+
+    def drop_database(self, database: str) -> bool:
+        self.drop_files(lambda name: name.startswith(f"{database}."))
+        return self.drop_schemas({s for s in self.schemas if s[0] == database})
+
+    def drop_files(self, on_it: Callable[[str], bool]) -> bool:
+        """Drop the files of the stages `on_it` names; whether there were any."""
+        dropped = [key for key in self.files if on_it(key[0])]
+        for key in dropped:
+            del self.files[key]
+        return bool(dropped)
+
+    def drop_schemas(self, schemas: set[tuple[str, str]]) -> bool:
+        found = schemas & self.schemas
+        self.schemas -= found
+        return bool(found)
 
 
 class LocalSPCS:

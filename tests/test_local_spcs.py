@@ -253,15 +253,16 @@ def test_teardown_and_local_down_leave_nothing_running(local: Local, docker_clie
     pids = local.pids()
     assert len(pids) == 2
 
-    torn_down = local.make("teardown", "local-down")
+    torn_down = local.make("teardown", "CONFIRM=yes", "local-down")
 
     assert torn_down.returncode == 0, torn_down.stdout[-2000:] + torn_down.stderr[-2000:]
+    assert "DROP STAGE IF EXISTS tutorial_stage" in torn_down.stdout
     assert docker_client.containers.list(all=True, filters={"label": local.label}) == []
     assert docker_client.networks.list(filters={"label": local.label}) == []
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
-    # The data stays until `make reset-local`: the results table, the catalog and the pushed images.
+    # CONFIRM=yes dropped the pool, the repository (its images) and the stage (its files); the tables stay.
+    assert "TUTORIAL_COMPUTE_POOL" not in (local.directory / "snowflake" / "spcs" / "catalog.json").read_text()
+    assert not (local.directory / "snowflake" / "stages" / "TUTORIAL_DB" / "DATA_SCHEMA" / "TUTORIAL_STAGE").exists()
     assert (local.directory / "snowflake" / "databases" / "TUTORIAL_DB.db").exists()
-    assert "TUTORIAL_COMPUTE_POOL" in (local.directory / "snowflake" / "spcs" / "catalog.json").read_text()
-    assert any((local.directory / "registry").rglob("my_job_image"))

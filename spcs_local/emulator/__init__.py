@@ -16,6 +16,8 @@ This module holds only what clients need to reach it: its names and their enviro
 # The tutorials' names, as the emulator's defaults.
 ACCOUNT, USER, PASSWORD = "tutorial", "tutorial_user", "tutorial_password"
 DATABASE, SCHEMA, WAREHOUSE, ROLE = "TUTORIAL_DB", "DATA_SCHEMA", "TUTORIAL_WAREHOUSE", "TEST_ROLE"
+# What CURRENT_ORGANIZATION_NAME() and CURRENT_REGION() answer: no cloud's.
+ORGANIZATION, REGION = "LOCAL", "LOCAL"
 # Nothing leaves the machine: the connector's cloud platform detection (which asks 169.254.169.254 and
 # the like) stays off for every client of the emulator, jobs in the local SPCS included.
 LOCAL_ONLY = {"SNOWFLAKE_DISABLE_PLATFORM_DETECTION": "true"}

@@ -575,6 +575,20 @@ class Catalog:
             raise does_not_exist("Service", name.name)
         return self.services[str(name)]
 
+    def drop_contents(self, database: str, schema: str | None = None) -> None:
+        """What a dropped database (or schema) held: its services and jobs stop, its functions and image
+        repositories (with their images) go."""
+        held = lambda obj: obj.database == database and schema in (None, obj.schema)  # noqa: E731
+        for service in [s for s in list(self.services.values()) if held(s) and not s.external]:
+            self.drop_service(service.object_name, if_exists=True)
+        with self.lock:
+            for key in [key for key, function in self.functions.items() if held(function)]:
+                del self.functions[key]
+            self.save()
+        self.on_functions_changed()
+        for repository in [r for r in list(self.repositories.values()) if held(r)]:
+            self.drop_image_repository(ObjectName(repository.database, repository.schema, repository.name), True)
+
     def drop_service(self, name: ObjectName, if_exists: bool) -> str:
         with self.lock:
             if str(name) not in self.services:

@@ -24,10 +24,11 @@ import re
 import shutil
 import warnings
 from collections.abc import Callable, Iterable
+from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
-from spcs_local.emulator import DATABASE, SCHEMA
+from spcs_local.emulator import ACCOUNT, DATABASE, ORGANIZATION, REGION, SCHEMA
 from spcs_local.emulator.catalog import ObjectName, ServiceFunction
 from spcs_local.emulator.results import SnowflakeError
 from spcs_local.emulator.service_functions import json_arguments, sql_type
@@ -43,7 +44,14 @@ ARROW_TYPES: dict[str, Callable[[Any], Any]] = {
 
 CANCEL_ALL_QUERIES = re.compile(r"^\s*select\s+system\$cancel_all_queries\b", re.I)
 CREATE_IF_NOT_EXISTS = re.compile(r"^(\s*CREATE\s+(?:\w+\s+)*?TABLE)\s+(.+?)\s+IF\s+NOT\s+EXISTS\s*\(", re.I | re.S)
-CONTEXT_FUNCTION = re.compile(r"\bcurrent_(warehouse|role|database|schema)\s*\(\s*\)", re.I)
+CONTEXT_FUNCTION = re.compile(
+    r"\bcurrent_(warehouse|role|database|schema|user|account|account_name|organization_name|region)\s*\(\s*\)", re.I
+)
+NAME = r'("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
+CREATE_DATABASE = re.compile(
+    rf"^\s*create\s+(?:or\s+replace\s+)?(?:transient\s+)?database\s+(?:if\s+not\s+exists\s+)?{NAME}", re.I
+)
+USE_DATABASE = re.compile(rf"^\s*use\s+database\s+{NAME}\s*;?\s*$", re.I)
 UDF_FAILURE = re.compile(r"Python exception occurred while executing the UDF: (\w+): (.*)", re.S)
 UNQUOTED_PUT_SOURCE = re.compile(r"^(\s*put\s+)(file://\S+)", re.I)
 PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
@@ -155,6 +163,7 @@ def install(data_dir: Path) -> Any:
     # The tutorials' database and schema exist from the start, as after their Common Setup; a login
     # never creates one (see login_context).
     shared.connect(DATABASE, SCHEMA).close()
+    shared.connect(DATABASE, "PUBLIC").close()
     warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")
     return fakesnow.server.app
 
@@ -191,9 +200,11 @@ def stage_path(relative: str) -> Path | None:
 
 
 def rewrite(sql: str, context: dict[str, str | None]) -> str:
-    """The statement as fakesnow can run it, in this session's context: its warehouse, role, database and
-    schema (NULL when it has none; DuckDB would name its own)."""
-    values = {name: context.get(name) for name in ("warehouse", "role", "database", "schema")}
+    """The statement as fakesnow can run it, in this session's context: its warehouse, role, database,
+    schema and user (NULL when it has none; DuckDB would name its own), and the account's names."""
+    values = {name: context.get(name) for name in ("warehouse", "role", "database", "schema", "user")}
+    values |= {"account": ACCOUNT.upper(), "account_name": ACCOUNT.upper(), "organization_name": ORGANIZATION,
+               "region": REGION}  # fmt: skip
     sql = CREATE_IF_NOT_EXISTS.sub(r"\1 IF NOT EXISTS \2 (", sql, count=1)
     sql = UNQUOTED_PUT_SOURCE.sub(lambda m: m[1] + sql_string(m[2]), sql, count=1)
     return CONTEXT_FUNCTION.sub(lambda m: sql_string(values[m.group(1).lower()]), sql)
@@ -227,22 +238,9 @@ def current_database_and_schema(token: str) -> tuple[str | None, str | None]:
 def login_context(database: str | None, schema: str | None) -> tuple[str | None, str | None]:
     """The database and schema a login gets: those that exist, as Snowflake gives them (a session
     without a current database when it doesn't exist)."""
-    import fakesnow.server
-
-    def exists(catalog: str, schema: str | None = None) -> bool:
-        query = "select 1 from information_schema.schemata where upper(catalog_name) = ?"
-        values = [catalog.strip('"').upper()]
-        if schema is not None:
-            query, values = query + " and upper(schema_name) = ?", [*values, schema.strip('"').upper()]
-        cursor = fakesnow.server.shared_fs.duck_conn.cursor()
-        try:
-            return cursor.execute(query, values).fetchone() is not None
-        finally:
-            cursor.close()
-
-    if not database or not exists(database):
+    if not database or not schema_exists(database):
         return None, None
-    return database, schema if schema and exists(database, schema) else None
+    return database, schema if schema and schema_exists(database, schema) else None
 
 
 def cancel(token: str | None = None) -> None:
@@ -256,6 +254,54 @@ def cancel(token: str | None = None) -> None:
         connection._duck_conn.interrupt()
 
 
+def has_follow_up(sql: str) -> bool:
+    return bool(CREATE_DATABASE.match(sql) or USE_DATABASE.match(sql))
+
+
+def session_variables(token: str) -> dict[str, str]:
+    """The session's variables (SET name = value), by name in uppercase, their values as SQL literals."""
+    import fakesnow.server
+
+    connection = fakesnow.server.sessions.get(token)
+    return {name.upper(): value for name, value in connection.variables._variables.items()} if connection else {}
+
+
+def after_statement(token: str, sql: str) -> None:
+    """What Snowflake does beside a statement fakesnow ran: CREATE DATABASE gives the database its PUBLIC schema
+    and makes it current, and USE DATABASE selects PUBLIC when there is one."""
+    import fakesnow.server
+
+    created, used = CREATE_DATABASE.match(sql), USE_DATABASE.match(sql)
+    connection = fakesnow.server.sessions.get(token)
+    if connection is None or not (created or used):
+        return
+    name = (created or used)[1]
+    cursor = connection.cursor()
+    if created:
+        cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {name}.PUBLIC")
+    if schema_exists(name, "PUBLIC"):
+        cursor.execute(f"USE SCHEMA {name}.PUBLIC")
+
+
+def schema_exists(database: str, schema: str | None = None) -> bool:
+    """Whether the database (and the schema in it) exists; names as SQL writes them, quoted or not."""
+    import fakesnow.server
+
+    query = "select 1 from information_schema.schemata where upper(catalog_name) = ?"
+    values = [identifier(database).upper()]
+    if schema is not None:
+        query, values = query + " and upper(schema_name) = ?", [*values, identifier(schema).upper()]
+    cursor = fakesnow.server.shared_fs.duck_conn.cursor()
+    try:
+        return cursor.execute(query, values).fetchone() is not None
+    finally:
+        cursor.close()
+
+
+def identifier(name: str) -> str:
+    return name[1:-1].replace('""', '"') if name.startswith('"') else name.upper()
+
+
 def end_session(token: str) -> None:
     import fakesnow.server
 
@@ -263,13 +309,12 @@ def end_session(token: str) -> None:
         del fakesnow.server.sessions[token]
 
 
-class StageFiles:
-    """Files PUT on a stage (`snow stage copy`), where fakesnow keeps them."""
+class Storage:
+    """Where fakesnow keeps databases, schemas and stages: files PUT on a stage (`snow stage copy`), and the drops
+    that free them."""
 
     def read(self, stage: ObjectName, path: str) -> str:
-        import fakesnow.transforms.stage
-
-        root = Path(fakesnow.transforms.stage.LOCAL_BUCKET_PATH, stage.database, stage.schema, stage.name)
+        root = stage_folder(stage.database, stage.schema, stage.name)
         file = (root / path.lstrip("/")).resolve()
         if not file.is_relative_to(root.resolve()) or not file.is_file():
             raise SnowflakeError(
@@ -277,6 +322,74 @@ class StageFiles:
                 f"(PUT file://{Path(path).name} @{stage.name} AUTO_COMPRESS=FALSE, or snow stage copy)."
             )
         return file.read_text()
+
+    def drop_stage(self, stage: ObjectName) -> bool:
+        """Drop the stage and its files; False when there is no such stage."""
+        where = "database_name = ? and schema_name = ? and name = ?"
+        if not run_global(f"select 1 from {STAGES} where {where}", astuple(stage)):
+            return False
+        run_global(f"delete from {STAGES} where {where}", astuple(stage))
+        shutil.rmtree(stage_folder(stage.database, stage.schema, stage.name), ignore_errors=True)
+        return True
+
+    def drop_schema(self, database: str, schema: str) -> bool:
+        """Drop the schema with its tables, views and stages; False when there is no such schema."""
+        if not schema_exists(quoted(database), quoted(schema)):
+            return False
+        run_global(f"DROP SCHEMA {quoted(database)}.{quoted(schema)} CASCADE")
+        run_global(f"delete from {STAGES} where database_name = ? and schema_name = ?", [database, schema])
+        shutil.rmtree(stage_folder(database, schema), ignore_errors=True)
+        return True
+
+    def drop_database(self, database: str) -> bool:
+        """Drop the database with all it holds, its file included; False when there is no such database. A
+        session that was using it has no current database any more, as in Snowflake."""
+        import fakesnow.server
+
+        if not schema_exists(quoted(database)):
+            return False
+        for connection in list(fakesnow.server.sessions.values()):
+            if connection.database == database:
+                connection._duck_conn.execute("USE memory.main")
+                connection.database, connection._schema = None, None
+                connection.database_set = connection.schema_set = False
+        run_global(f"DETACH {quoted(database)}")
+        run_global(f"delete from {STAGES} where database_name = ?", [database])
+        shutil.rmtree(stage_folder(database), ignore_errors=True)
+        folder = Path(fakesnow.server.shared_fs.db_path)
+        for file in (folder / f"{database}.db", folder / f"{database}.db.wal"):
+            file.unlink(missing_ok=True)
+        return True
+
+
+STAGES = "_fs_global._fs_information_schema._fs_stages"
+
+
+def stage_folder(*parts: str) -> Path:
+    """A database's, a schema's or a stage's folder under the stages, its names checked as path parts."""
+    import fakesnow.transforms.stage
+
+    root = Path(fakesnow.transforms.stage.LOCAL_BUCKET_PATH)
+    folder = root.joinpath(*parts)
+    if any(part in ("", ".", "..") or "/" in part or "\\" in part for part in parts):
+        raise SnowflakeError(f"The local Snowflake emulator keeps stages as folders: {'.'.join(parts)!r} can't be one.")
+    return folder
+
+
+def run_global(sql: str, values: Iterable[Any] = ()) -> list[tuple]:
+    """A statement on fakesnow's shared database, outside any session."""
+    import fakesnow.server
+
+    cursor = fakesnow.server.shared_fs.duck_conn.cursor()
+    try:
+        cursor.execute(sql, list(values))
+        return cursor.fetchall() if cursor.description else []
+    finally:
+        cursor.close()
+
+
+def quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 class DuckFunctions:

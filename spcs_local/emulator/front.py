@@ -244,7 +244,7 @@ class Front:
             session.user, session.role, session.warehouse, *fakesnow_fixes.current_database_and_schema(token)
         )
         try:  # parsing a long statement takes time: never on the event loop
-            run = await anyio.to_thread.run_sync(self.prepare, sql, body, context, session, query_id)
+            run = await anyio.to_thread.run_sync(self.prepare, sql, body, context, session, query_id, token)
         except SnowflakeError as error:
             await reply(send, 200, error_body(error))
             return
@@ -273,17 +273,19 @@ class Front:
         self.forget_old_queries()
         await self.answer(send, query_id, token)
 
-    def prepare(self, sql: str, body: dict, context: Context, session: Session, query_id: str) -> Run | None:
+    def prepare(
+        self, sql: str, body: dict, context: Context, session: Session, query_id: str, token: str
+    ) -> Run | None:
         """What the local SPCS runs for the statement; None when fakesnow runs it, with `body` rewritten for
         fakesnow and the calls of service functions opened."""
         if (count := statement_count(sql)) > 1:  # refused before anything runs, as Snowflake does by default
             raise several_statements(count, body.get("parameters") or {})
-        run = self.statements.parse(sql)
+        run = self.statements.parse(sql, fakesnow_fixes.session_variables(token))
         if run is not None:
             return run
         for_fakesnow, calls = self.statements.service_function_calls(sql, context, query_id)
         values = {"warehouse": session.warehouse, "role": session.role, "database": context.database,
-                  "schema": context.schema}  # fmt: skip
+                  "schema": context.schema, "user": session.user.upper()}  # fmt: skip
         body["sqlText"] = fakesnow_fixes.rewrite(for_fakesnow, values)
         self.caller.open(CallContext(query_id, session.user, session.role, context.database, context.schema,
                                      session.warehouse, ACCOUNT), calls)  # fmt: skip
@@ -343,6 +345,8 @@ class Front:
             return
         if query_id:
             answer = fakesnow_fixes.without_call_ids(answer, self.caller.call_ids(query_id))
+        if sql and fakesnow_fixes.has_follow_up(sql) and json.loads(answer).get("success"):
+            await anyio.to_thread.run_sync(fakesnow_fixes.after_statement, token, sql)
         if b'"presignedUrl"' in answer and token:
             answer = self.with_ticket(answer, token)
         await reply(send, status, answer, headers)

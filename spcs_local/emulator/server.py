@@ -26,7 +26,7 @@ from spcs_local.emulator.front import Front
 from spcs_local.emulator.guard import HEADER_BYTES, LOOPBACK, LOOPBACK_NAMES, Doors
 from spcs_local.emulator.registry import Registry
 from spcs_local.emulator.service_functions import Caller
-from spcs_local.emulator.statements import StageFiles, Statements
+from spcs_local.emulator.statements import Statements, Storage
 
 CONTAINER_HOST = "host.docker.internal"  # how containers name the emulator (SNOWFLAKE_HOST)
 
@@ -58,7 +58,7 @@ def serve(
     for name, endpoints in external_services:
         catalog.register_external_service(name, endpoints)
     sockets = [listen(address, port) for address in addresses]
-    with front_of(app, catalog, fakesnow_fixes.StageFiles(), poll_seconds, doors) as front:
+    with front_of(app, catalog, fakesnow_fixes.Storage(), poll_seconds, doors) as front:
         # h11, whose headers are bounded (httptools' are not); errors only: a stranger's malformed request must
         # not grow the log.
         config = uvicorn.Config(front, http="h11", h11_max_incomplete_event_size=HEADER_BYTES, log_level="error",
@@ -87,7 +87,7 @@ class Server(uvicorn.Server):
 
 @contextlib.contextmanager
 def front_of(
-    app: Any, catalog: Catalog, stages: StageFiles, poll_seconds: float, doors: Doors | None = None
+    app: Any, catalog: Catalog, stages: Storage, poll_seconds: float, doors: Doors | None = None
 ) -> Iterator[Front]:
     """The Snowflake front over fakesnow's app and the catalog, with the catalog's service functions
     callable in SQL, for as long as the block runs."""

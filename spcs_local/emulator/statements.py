@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 import yaml
 
-from spcs_local.emulator.catalog import Catalog, ObjectName, ServiceFunction, ServiceView
+from spcs_local.emulator.catalog import Catalog, ObjectName, ServiceFunction, ServiceView, already_dropped
 from spcs_local.emulator.results import Column, Result, SnowflakeError, invalid, syntax_error, unsupported
 
 
@@ -32,8 +32,16 @@ class Context:
     cancelled: threading.Event = field(default_factory=threading.Event)  # set when the query is cancelled
 
 
-class StageFiles(Protocol):
+class Storage(Protocol):
+    """Databases, schemas and stages, as the SQL engine underneath keeps them."""
+
     def read(self, stage: ObjectName, path: str) -> str: ...
+
+    def drop_stage(self, stage: ObjectName) -> bool: ...
+
+    def drop_schema(self, database: str, schema: str) -> bool: ...
+
+    def drop_database(self, database: str) -> bool: ...
 
 
 Run = Callable[[Context], Result]
@@ -109,8 +117,9 @@ def decode(kind: str, text: str) -> str:
 
 
 class Parser:
-    def __init__(self, sql: str) -> None:
+    def __init__(self, sql: str, variables: dict[str, str] | None = None) -> None:
         self.stream, self.tokens, self.at = tokens(sql), [], 0
+        self.variables = variables or {}  # the session's, by name in uppercase: their values as SQL literals
 
     def peek(self, ahead: int = 0) -> Token:
         while len(self.tokens) <= self.at + ahead and (not self.tokens or self.tokens[-1].kind != "end"):
@@ -169,15 +178,31 @@ class Parser:
         self.at = len(self.rest()) + self.at - 1
 
     def name_parts(self) -> list[str]:
-        """A possibly qualified name, or IDENTIFIER('db.schema.name')."""
+        """A possibly qualified name, or IDENTIFIER('db.schema.name') or IDENTIFIER($variable)."""
         if self.at_words("IDENTIFIER") and self.peek(1).text == "(":
             self.at += 2
             token = self.next()
-            if token.kind != "string":
+            if token.kind == "var":
+                text = self.variable(token)
+            elif token.kind == "string":
+                text = token.value
+            else:
                 raise self.error()
             self.expect_punct(")")
-            return [t.value for t in Parser(token.value).name_tokens()]
+            return [t.value for t in Parser(text).name_tokens()]
         return [t.value for t in self.name_tokens()]
+
+    def variable(self, token: Token) -> str:
+        """A session variable (SET name = 'value') that holds a string."""
+        name = token.text[1:].upper()
+        if name not in self.variables:
+            raise SnowflakeError(f"Session variable '${name}' does not exist", "002211", "02000")
+        value = next(tokens(self.variables[name]))
+        if value.kind != "string":
+            raise invalid(
+                f"SQL compilation error:\nSession variable '${name}' holds no name: IDENTIFIER() takes a string."
+            )
+        return value.value
 
     def name_tokens(self) -> list[Token]:
         parts = [self.identifier()]
@@ -267,7 +292,7 @@ SYSTEM_FUNCTIONS = (
 
 
 class Statements:
-    def __init__(self, catalog: Catalog, stages: StageFiles) -> None:
+    def __init__(self, catalog: Catalog, stages: Storage) -> None:
         self.catalog, self.stages = catalog, stages
         # By the statement's first word; each parser returns None for a statement fakesnow runs.
         self.parsers: dict[str, Callable[[Parser], Run | None]] = {
@@ -327,9 +352,10 @@ class Statements:
             sql = sql[:start] + text + sql[end:]
         return sql, calls
 
-    def parse(self, sql: str) -> Run | None:
-        """What to run for a statement the local SPCS answers; None for one fakesnow runs."""
-        parser = Parser(sql)
+    def parse(self, sql: str, variables: dict[str, str] | None = None) -> Run | None:
+        """What to run for a statement the local SPCS answers; None for one fakesnow runs. `variables` are the
+        session's, for IDENTIFIER($name)."""
+        parser = Parser(sql, variables)
         first = parser.peek()
         if first.kind == "word" and first.value in ENGINE_STATEMENTS:
             raise parser.error()
@@ -362,7 +388,7 @@ class Statements:
     def parse_create(self, parser: Parser) -> Run | None:
         parser.expect("CREATE")
         or_replace = parser.accept("OR", "REPLACE")
-        if parser.at_words("ROLE") or parser.at_words("WAREHOUSE"):
+        if parser.at_words("ROLE") or parser.at_words("WAREHOUSE") or parser.at_words("USER"):
             kind = parser.next().value.title()
             if_not_exists = parser.accept("IF", "NOT", "EXISTS")
             name = parser.name_parts()[-1]
@@ -396,7 +422,7 @@ class Statements:
 
     def parse_alter(self, parser: Parser) -> Run | None:
         parser.expect("ALTER")
-        if parser.accept("WAREHOUSE"):
+        if parser.accept("WAREHOUSE") or parser.accept("USER"):
             parser.skip_rest()
             return lambda context: Result.status(NOOP)
         if parser.accept("SESSION"):
@@ -436,7 +462,14 @@ class Statements:
 
     def parse_drop(self, parser: Parser) -> Run | None:
         parser.expect("DROP")
-        if parser.at_words("ROLE") or parser.at_words("WAREHOUSE"):
+        for kind in ("DATABASE", "SCHEMA", "STAGE"):
+            if parser.accept(kind):
+                if_exists = parser.accept("IF", "EXISTS")
+                parts = parser.name_parts()
+                parser.accept("CASCADE") or parser.accept("RESTRICT")
+                parser.end()
+                return lambda context, kind=kind: Result.status(self.drop_storage(kind, parts, context, if_exists))
+        if parser.at_words("ROLE") or parser.at_words("WAREHOUSE") or parser.at_words("USER"):
             parser.next()
             if_exists = parser.accept("IF", "EXISTS")
             name = parser.name_parts()[-1]
@@ -465,6 +498,30 @@ class Statements:
             parser.end()
             return lambda context: Result.status(self.catalog.drop_function(resolve(parts, context), types, if_exists))
         return None
+
+    def drop_storage(self, kind: str, parts: list[str], context: Context, if_exists: bool) -> str:
+        """DROP DATABASE | SCHEMA | STAGE: the object and all it holds, the local SPCS's objects in it too."""
+        schema: str | None = None
+        if kind == "DATABASE":
+            if len(parts) != 1:
+                raise syntax_error(1, 0, ".".join(parts))
+            database = name = parts[0]
+            dropped = self.stages.drop_database(database)
+        elif kind == "SCHEMA":
+            if len(parts) > 2:
+                raise syntax_error(1, 0, ".".join(parts))
+            where = resolve([*parts, ""], context)  # a schema's name is resolved as its objects' are
+            database, schema = where.database, where.schema
+            name = schema
+            dropped = self.stages.drop_schema(database, schema)
+        else:
+            stage = resolve(parts, context)
+            name, dropped = stage.name, self.stages.drop_stage(stage)
+        if not dropped:
+            return already_dropped(kind.title(), name, if_exists)
+        if kind != "STAGE":
+            self.catalog.drop_contents(database, schema)
+        return f"{name} successfully dropped."
 
     # --- services and jobs -------------------------------------------------------------------
 
