@@ -53,10 +53,17 @@ $(VENV)/.installed: pyproject.toml $(APP_REQUIREMENTS)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(addprefix -r ,$(APP_REQUIREMENTS)) -e '.[dev,local]'
 	@touch $@
 
+# The newest connector line beside the apps' pin, so that the tests log in with both (tests/test_clients.py).
+CONNECTOR5_VENV := .connector5-venv
+$(CONNECTOR5_VENV)/.installed:
+	$(PYTHON) -m venv $(CONNECTOR5_VENV)
+	$(CONNECTOR5_VENV)/bin/pip install --quiet --disable-pip-version-check snowflake-connector-python==5.2.0
+	@touch $@
+
 demo: venv ## Run the tutorials' whole flow offline: no account, no Docker
 	$(PY) -m spcs_local.demo --local-dir $(call quote,$(LOCAL_DIR)/demo)
 
-test: venv ## Run every test
+test: venv $(CONNECTOR5_VENV)/.installed ## Run every test
 	$(PY) -m pytest
 
 test-long: venv ## The generated-input tests with 10 times the inputs (10,000 Echo bodies, deep ones included)

@@ -14,11 +14,13 @@ asynchronous results and session tokens. An ASGI app in front of fakesnow's.
 """
 
 import asyncio
+import itertools
 import json
 import logging
 import re
 import secrets
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -96,6 +98,7 @@ class Front:
         self.queries: OrderedDict[str, Query] = OrderedDict()
         self.requests: dict[str, str] = {}  # request id -> query id
         self.tickets = Tickets()
+        self.session_ids = itertools.count(int(time.time()) * 1000)  # numbers, as Snowflake's are
 
     async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -180,8 +183,13 @@ class Front:
         result = json.loads(answer)
         if result.get("success"):
             token = result["data"]["token"]
-            # A master token lets the client end its session on close (fakesnow gives none).
-            result["data"].update(masterToken=token, validityInSeconds=3600, masterValidityInSeconds=14400)
+            # A master token lets the client end its session on close, and connector 5.x wants a session id and the
+            # whole session context (fakesnow gives none of them).
+            result["data"].update(masterToken=token, validityInSeconds=3600, masterValidityInSeconds=14400,
+                                  sessionId=next(self.session_ids))  # fmt: skip
+            info = result["data"].setdefault("sessionInfo", {})
+            info |= {"warehouseName": params.get("warehouse") and identifier(params["warehouse"]),
+                     "roleName": identifier(params.get("roleName", ROLE))}  # fmt: skip
             warehouse = params.get("warehouse")
             self.sessions.add(token, Session(
                 str(data.get("LOGIN_NAME") or USER), identifier(params.get("roleName", ROLE)),
