@@ -8,6 +8,7 @@ against an account. It is in the container tier (it needs a Docker engine).
 import hashlib
 import io
 import ipaddress
+import json
 import os
 import subprocess
 import urllib.request
@@ -237,6 +238,44 @@ JOB_READING_HOST_FILES = """spec:
     - "--query=select content from read_text('/etc/passwd')"
     - "--result_table=stolen"
 """
+
+
+SECRETS_DOCKERFILE = f"""FROM {BASE_IMAGE}
+ENTRYPOINT ["python3", "-c", "import os; print('env', os.environ['DB_PASSWORD'] == 'pa55', 'file', \
+open('/run/secrets/api/secret_string').read() == 'key-123', oct(os.stat('/run/secrets/api/secret_string').st_mode))"]
+"""
+SECRETS_SPEC = """spec:
+  containers:
+  - name: main
+    image: /tutorial_db/data_schema/tutorial_repository/reads_secrets:latest
+    secrets:
+    - snowflakeSecret: db_login
+      secretKeyRef: password
+      envVarName: DB_PASSWORD
+    - snowflakeSecret:
+        objectName: api_key
+      directoryPath: /run/secrets/api
+"""
+
+
+def test_a_job_reads_its_secrets_from_an_env_var_and_a_file(local: Local, docker_client) -> None:
+    url = local.snow("spcs", "image-repository", "url", "tutorial_repository").stdout.strip()
+    docker_client.images.build(fileobj=io.BytesIO(SECRETS_DOCKERFILE.encode()), tag=f"{url}/reads_secrets:latest")
+    docker_client.images.push(f"{url}/reads_secrets", tag="latest")
+    for sql in ("CREATE OR REPLACE SECRET db_login TYPE = PASSWORD USERNAME = 'app' PASSWORD = 'pa55'",
+                "CREATE OR REPLACE SECRET api_key TYPE = GENERIC_STRING SECRET_STRING = 'key-123'"):  # fmt: skip
+        assert local.snow("sql", "-q", sql).returncode == 0
+    spec = local.directory / "secrets_job.yaml"
+    spec.write_text(SECRETS_SPEC)
+
+    job = local.snow("spcs", "service", "execute-job", "reads_secrets", "--compute-pool", "tutorial_compute_pool",
+                     "--spec-path", str(spec))  # fmt: skip
+    logs = local.snow("spcs", "service", "logs", "reads_secrets", "--container-name", "main", "--instance-id", "0")
+
+    assert job.returncode == 0, job.stdout + job.stderr
+    assert "env True file True 0o100444" in logs.stdout
+    labels = [c.labels for c in docker_client.containers.list(all=True, filters={"label": local.label})]
+    assert "pa55" not in json.dumps(labels)
 
 
 def test_after_a_restart_the_service_comes_back(local: Local) -> None:

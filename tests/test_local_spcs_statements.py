@@ -241,7 +241,7 @@ def test_a_spec_the_linter_only_warns_about_runs_as_spcs_reads_it(spcs: LocalSPC
         ({"echo_spec.yaml": "unpushed.yaml"}, "was not found in image repository TUTORIAL_DB.DATA_SCHEMA."
          f"TUTORIAL_REPOSITORY: push it first (docker push 127.0.0.1:5000/{REPOSITORY}/never_pushed:latest)"),
         ({"echo_spec.yaml": "no_repo.yaml"}, "Image repository 'TUTORIAL_DB.DATA_SCHEMA.NO_REPO' does not exist"),
-        ({"echo_spec.yaml": "secrets.yaml"}, "Unsupported feature 'containers[].secrets'"),
+        ({"echo_spec.yaml": "secrets.yaml"}, "Secret 'S' does not exist or not authorized."),
         ({"MIN_INSTANCES=1": "MIN_INSTANCES=0"}, "MIN_INSTANCES must be a whole number of 1 or more"),
         ({"IN COMPUTE POOL": "IN COMPUTE"}, "syntax error"),
     ],

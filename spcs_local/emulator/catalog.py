@@ -25,6 +25,7 @@ import yaml
 
 from spcs_local.emulator import LOCAL_ONLY
 from spcs_local.emulator.results import SnowflakeError, already_exists, does_not_exist, invalid, unsupported
+from spcs_local.emulator.secret_store import SecretStore, secret_name
 from spcs_local.emulator.workload import Backend, BackendError, Container, ContainerState, Probe, Workload
 from spcs_local.lint import ERROR, as_spcs_reads, lint
 
@@ -228,6 +229,7 @@ class Catalog:
         self.on_functions_changed: Callable[[], None] = lambda: None
         self.tokens: dict[str, str] = {}  # workload key -> the OAuth token its containers log in with
         self.workload_locks: dict[str, threading.Lock] = {}
+        self.secrets = SecretStore(path.parent / "secrets.json")  # apart from the catalog's file: mode 0600
         self.load()
 
     # --- persistence --------------------------------------------------------------------------
@@ -761,9 +763,6 @@ class Catalog:
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
             raise invalid(f"Invalid spec: {errors[0]}{more}.")
         spec = service.document["spec"]
-        for unsupported_key in ("secrets",):
-            if any(unsupported_key in c for c in spec["containers"]):
-                raise unsupported(f"containers[].{unsupported_key}")
         volumes = {v["name"]: v for v in spec.get("volumes") or []}
         settings = self.settings
         injected = {
@@ -795,11 +794,12 @@ class Catalog:
                     shared[volume["name"]] = mount["mountPath"]
                 else:
                     raise unsupported(f"volumes with source {source}")
+            secret_env, secret_files = self.container_secrets(service, entry.get("secrets") or [])
             containers.append(
                 Container(
                     name=entry["name"],
                     image=self.image_reference(entry["image"]),
-                    env={**injected, **spec_env(entry.get("env"))},
+                    env={**injected, **spec_env(entry.get("env")), **secret_env},
                     command=entry.get("command"),
                     args=entry.get("args"),
                     readiness=Probe(probe["port"], probe["path"]) if probe else None,
@@ -808,6 +808,7 @@ class Catalog:
                     nano_cpus=min(cpus or node.nano_cpus or 0, (os.cpu_count() or 1) * 10**9) or None,
                     tmpfs=tmpfs,
                     volumes=shared,
+                    secret_files=secret_files,
                 )
             )
         return Workload(
@@ -819,6 +820,21 @@ class Catalog:
             ports=tuple(sorted(ports)),
             extra_hosts=settings.extra_hosts,
         )
+
+    def container_secrets(self, service: Service, references: list[dict]) -> tuple[dict[str, str], dict[str, str]]:
+        """A container's `secrets`: the environment variables (envVarName with secretKeyRef) and the files
+        (directoryPath, a file a key) they give it. A secret that doesn't exist is Snowflake's error."""
+        env, files = {}, {}
+        for reference in references:
+            secret = reference["snowflakeSecret"]
+            text = secret if isinstance(secret, str) else secret.get("objectName") or secret.get("objectReference")
+            name = ObjectName(*secret_name(str(text), service.database, service.schema))
+            if "envVarName" in reference:
+                env[reference["envVarName"]] = self.secrets.value(name, reference["secretKeyRef"])
+            else:
+                folder = reference["directoryPath"].rstrip("/")
+                files |= {f"{folder}/{key}": value for key, value in self.secrets.files(name).items()}
+        return env, files
 
     def node_capacity(self, service: Service) -> "Capacity":
         """What a node of the service's compute pool holds: the default limits of its containers, and their cap."""

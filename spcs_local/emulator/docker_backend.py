@@ -14,8 +14,10 @@ finds all of it again, and two local SPCS instances on one engine leave each oth
 
 import contextlib
 import hashlib
+import io
 import ipaddress
 import re
+import tarfile
 import threading
 import urllib.error
 import urllib.request
@@ -109,6 +111,8 @@ class DockerBackend:
                 container = self.client.containers.create(spec.image, **options)
                 if first is None:
                     front.connect(container)
+                if spec.secret_files:  # into the container itself, never a file on the host
+                    container.put_archive("/", archive(spec.secret_files))
                 container.start()
             except docker.errors.DockerException as error:
                 raise BackendError(f"Container {spec.name} could not start: {explain(error)}") from None
@@ -257,6 +261,18 @@ def parse_time(text: str | None) -> datetime | None:
 def slug(name: str) -> str:
     """A name as Docker allows it in container, network and volume names."""
     return re.sub(r"[^a-z0-9_.-]+", "-", name.lower()).strip("-.") or "x"
+
+
+def archive(files: dict[str, str]) -> bytes:
+    """A tar of the files at their absolute paths, read-only, with the folders they need."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for path, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.size, info.mode = len(data), 0o444
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
 
 
 def digest(key: str) -> str:

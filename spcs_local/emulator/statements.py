@@ -415,6 +415,14 @@ class Statements:
             )
         if parser.accept("SERVICE"):
             return self.create_service(parser, or_replace)
+        if parser.accept("SECRET"):
+            if_not_exists = parser.accept("IF", "NOT", "EXISTS")
+            parts = parser.name_parts()
+            options = parser.options()
+            parser.end()
+            return lambda context: Result.status(self.catalog.secrets.create(
+                resolve(parts, context), dict(options), context.role, or_replace, if_not_exists
+            ))  # fmt: skip
         parser.accept("SECURE")
         if parser.accept("FUNCTION"):
             return self.create_function(parser, or_replace)
@@ -432,6 +440,13 @@ class Statements:
                 return None
             parser.skip_rest()
             return lambda context: Result.status(NOOP)
+        if parser.accept("SECRET"):
+            if_exists = parser.accept("IF", "EXISTS")
+            parts = parser.name_parts()
+            parser.expect("SET")
+            options = parser.options()
+            parser.end()
+            return lambda context: Result.status(self.alter_secret(resolve(parts, context), options, if_exists))
         kind = "COMPUTE POOL" if parser.accept("COMPUTE", "POOL") else "SERVICE" if parser.accept("SERVICE") else None
         if kind is None:
             return None
@@ -497,7 +512,49 @@ class Statements:
             types = parser.listed(parser.data_type)
             parser.end()
             return lambda context: Result.status(self.catalog.drop_function(resolve(parts, context), types, if_exists))
+        if parser.accept("SECRET"):
+            if_exists = parser.accept("IF", "EXISTS")
+            parts = parser.name_parts()
+            parser.end()
+            return lambda context: Result.status(self.drop_secret(resolve(parts, context), if_exists))
         return None
+
+    # --- secrets ---------------------------------------------------------------------------------
+
+    def alter_secret(self, name: ObjectName, options: dict[str, Any], if_exists: bool) -> str:
+        if if_exists and str(name) not in self.catalog.secrets.secrets:
+            return NOOP
+        return self.catalog.secrets.alter(name, options)
+
+    def drop_secret(self, name: ObjectName, if_exists: bool) -> str:
+        if not self.catalog.secrets.drop(name):
+            return already_dropped("Secret", name.name, if_exists)
+        return f"{name.name} successfully dropped."
+
+    SECRET_COLUMNS: ClassVar = [
+        Column("created_on", "timestamp_ltz"), Column("name"), Column("schema_name"), Column("database_name"),
+        Column("owner"), Column("comment"), Column("secret_type"), Column("oauth_scopes"), Column("owner_role_type"),
+    ]  # fmt: skip
+
+    def show_secrets(self, pattern: str | None, scope: Any, context: Context) -> Result:
+        rows = [
+            [s.created_on, s.name, s.schema, s.database, s.owner, s.comment, s.secret_type,
+             json.dumps(s.shown("OAUTH_SCOPES")) if s.shown("OAUTH_SCOPES") else None, "ROLE"]
+            for s in sorted(self.catalog.secrets.secrets.values(), key=lambda s: s.key)
+            if matches(pattern, s.name) and in_scope(scope, context, s.database, s.schema)
+        ]  # fmt: skip
+        return Result(self.SECRET_COLUMNS, rows)
+
+    def describe_secret(self, name: ObjectName) -> Result:
+        s = self.catalog.secrets.get(name)
+        columns = [*self.SECRET_COLUMNS[:7], Column("username"), Column("oauth_access_token_expiry_time"),
+                   Column("oauth_refresh_token_expiry_time"), Column("oauth_scopes"),
+                   Column("integration_name")]  # fmt: skip
+        scopes = s.shown("OAUTH_SCOPES")
+        row = [s.created_on, s.name, s.schema, s.database, s.owner, s.comment, s.secret_type, s.shown("USERNAME"),
+               None, s.shown("OAUTH_REFRESH_TOKEN_EXPIRY_TIME"), json.dumps(scopes) if scopes else None,
+               s.shown("API_AUTHENTICATION")]  # fmt: skip
+        return Result(columns, [row])
 
     def drop_storage(self, kind: str, parts: list[str], context: Context, if_exists: bool) -> str:
         """DROP DATABASE | SCHEMA | STAGE: the object and all it holds, the local SPCS's objects in it too."""
@@ -676,6 +733,9 @@ class Statements:
         if parser.accept("USER", "FUNCTIONS"):
             pattern, scope = self.like_and_scope(parser)
             return lambda context: self.show_functions(pattern, scope, context)
+        if parser.accept("SECRETS"):
+            pattern, scope = self.like_and_scope(parser)
+            return lambda context: self.show_secrets(pattern, scope, context)
         return None
 
     def parse_describe(self, parser: Parser) -> Run | None:
@@ -693,6 +753,10 @@ class Statements:
             types = parser.listed(parser.data_type)
             parser.end()
             return lambda context: self.describe_function(resolve(parts, context), types)
+        if parser.accept("SECRET"):
+            parts = parser.name_parts()
+            parser.end()
+            return lambda context: self.describe_secret(resolve(parts, context))
         return None
 
     @staticmethod

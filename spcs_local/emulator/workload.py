@@ -20,7 +20,7 @@ class Container:
 
     name: str
     image: str
-    env: dict[str, str]
+    env: dict[str, str] = field(repr=False)  # secrets' values too: never shown
     command: list[str] | None = None  # replaces the image's ENTRYPOINT
     args: list[str] | None = None  # replaces the image's CMD
     readiness: Probe | None = None
@@ -28,6 +28,7 @@ class Container:
     nano_cpus: int | None = None
     tmpfs: dict[str, int] = field(default_factory=dict)  # mount path -> size in bytes
     volumes: dict[str, str] = field(default_factory=dict)  # volume name -> mount path (shared in the workload)
+    secret_files: dict[str, str] = field(default_factory=dict, repr=False)  # path -> a secret's value, read-only
 
 
 @dataclass(frozen=True)
