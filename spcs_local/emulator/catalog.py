@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import yaml
 
 from spcs_local.emulator import LOCAL_ONLY
+from spcs_local.emulator.access import Access
 from spcs_local.emulator.results import SnowflakeError, already_exists, does_not_exist, invalid, unsupported
 from spcs_local.emulator.secret_store import SecretStore, secret_name
 from spcs_local.emulator.workload import Backend, BackendError, Container, ContainerState, Probe, Workload
@@ -230,6 +231,7 @@ class Catalog:
         self.tokens: dict[str, str] = {}  # workload key -> the OAuth token its containers log in with
         self.workload_locks: dict[str, threading.Lock] = {}
         self.secrets = SecretStore(path.parent / "secrets.json")  # apart from the catalog's file: mode 0600
+        self.access = Access(path.parent / "access.json")
         self.load()
 
     # --- persistence --------------------------------------------------------------------------
@@ -478,7 +480,7 @@ class Catalog:
             max_instances=positive(options, "MAX_INSTANCES", 1),
             auto_resume=flag(options, "AUTO_RESUME", True),
             query_warehouse=options.get("QUERY_WAREHOUSE"),
-            external_access_integrations=list(options.get("EXTERNAL_ACCESS_INTEGRATIONS") or []),
+            external_access_integrations=self.access.check(listed(options.get("EXTERNAL_ACCESS_INTEGRATIONS"))),
             comment=options.get("COMMENT"),
         )
         if service.max_instances < service.min_instances:
@@ -624,6 +626,10 @@ class Catalog:
                 for option in ("QUERY_WAREHOUSE", "COMMENT"):
                     if option in options:
                         setattr(service, option.lower(), options[option])
+                if "EXTERNAL_ACCESS_INTEGRATIONS" in options:
+                    service.external_access_integrations = self.access.check(
+                        listed(options["EXTERNAL_ACCESS_INTEGRATIONS"])
+                    )
             service.updated_on = now()
             self.save()
         return "Statement executed successfully."
@@ -913,6 +919,11 @@ class Capacity:
             raise invalid(f"Invalid spec: the cpu limit ({nano_cpus / 10**9:g}) is more than a {self.family} node "
                           f"has ({self.nano_cpus / 10**9:g} vCPUs).")  # fmt: skip
         return nano_cpus
+
+
+def listed(value: Any) -> list[Any]:
+    """An option that takes a list: `= (a, b)`, `= a` or `= ()`."""
+    return value if isinstance(value, list) else [] if value is None else [value]
 
 
 def file_name(key: str) -> str:

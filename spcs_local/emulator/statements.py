@@ -16,7 +16,8 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 import yaml
 
-from spcs_local.emulator.catalog import Catalog, ObjectName, ServiceFunction, ServiceView, already_dropped
+from spcs_local.emulator.access import Integration, NetworkRule
+from spcs_local.emulator.catalog import Catalog, ObjectName, ServiceFunction, ServiceView, already_dropped, listed
 from spcs_local.emulator.results import Column, Result, SnowflakeError, invalid, syntax_error, unsupported
 
 
@@ -415,6 +416,17 @@ class Statements:
             )
         if parser.accept("SERVICE"):
             return self.create_service(parser, or_replace)
+        create = None
+        if parser.accept("NETWORK", "RULE"):
+            create = self.create_rule
+        elif parser.accept("EXTERNAL", "ACCESS", "INTEGRATION"):
+            create = self.create_integration
+        if create is not None:
+            if_not_exists = parser.accept("IF", "NOT", "EXISTS")
+            parts = parser.name_parts()
+            options = parser.options()
+            parser.end()
+            return lambda context: Result.status(create(parts, options, context, or_replace, if_not_exists))
         if parser.accept("SECRET"):
             if_not_exists = parser.accept("IF", "NOT", "EXISTS")
             parts = parser.name_parts()
@@ -517,7 +529,91 @@ class Statements:
             parts = parser.name_parts()
             parser.end()
             return lambda context: Result.status(self.drop_secret(resolve(parts, context), if_exists))
+        if parser.accept("NETWORK", "RULE"):
+            if_exists = parser.accept("IF", "EXISTS")
+            parts = parser.name_parts()
+            parser.end()
+            return lambda context: Result.status(self.dropped(
+                "Network rule", parts[-1], self.catalog.access.drop_rule(str(resolve(parts, context))), if_exists
+            ))  # fmt: skip
+        if parser.accept("EXTERNAL", "ACCESS", "INTEGRATION") or parser.accept("INTEGRATION"):
+            if_exists = parser.accept("IF", "EXISTS")
+            name = ".".join(parser.name_parts())
+            parser.end()
+            return lambda context: Result.status(
+                self.dropped("Integration", name, self.catalog.access.drop_integration(name), if_exists)
+            )
         return None
+
+    @staticmethod
+    def dropped(kind: str, name: str, existed: bool, if_exists: bool) -> str:
+        return f"{name} successfully dropped." if existed else already_dropped(kind, name, if_exists)
+
+    # --- network rules and external access integrations ---------------------------------------
+
+    def create_rule(self, parts: list[str], options: dict, context: Context, or_replace: bool,
+                    if_not_exists: bool) -> str:  # fmt: skip
+        name = resolve(parts, context)
+        for required in ("TYPE", "VALUE_LIST", "MODE"):
+            if required not in options:
+                raise invalid(f"SQL compilation error:\nMissing option '{required}' for CREATE NETWORK RULE.")
+        rule = NetworkRule(name.database, name.schema, name.name, str(options["TYPE"]).upper(),
+                           str(options["MODE"]).upper(), [str(v) for v in listed(options["VALUE_LIST"])],
+                           context.role, options.get("COMMENT"))  # fmt: skip
+        return self.catalog.access.create_rule(rule, or_replace, if_not_exists)
+
+    def create_integration(self, parts: list[str], options: dict, context: Context, or_replace: bool,
+                           if_not_exists: bool) -> str:  # fmt: skip
+        if "ENABLED" not in options:
+            raise invalid("SQL compilation error:\nMissing option 'ENABLED' for CREATE EXTERNAL ACCESS INTEGRATION.")
+        secrets = options.get("ALLOWED_AUTHENTICATION_SECRETS")
+        secrets = [] if str(secrets).upper() in ("NONE", "ALL") else listed(secrets)
+        integration = Integration(
+            ".".join(parts),
+            [str(resolve(str(rule).split("."), context)) for rule in listed(options.get("ALLOWED_NETWORK_RULES"))],
+            [str(resolve(str(secret).split("."), context)) for secret in secrets],
+            bool(options["ENABLED"]), context.role, options.get("COMMENT"),
+        )  # fmt: skip
+        return self.catalog.access.create_integration(
+            integration, or_replace, if_not_exists, lambda key: key in self.catalog.secrets.secrets
+        )
+
+    RULE_COLUMNS: ClassVar = [
+        Column("created_on", "timestamp_ltz"), Column("name"), Column("database_name"), Column("schema_name"),
+        Column("owner"), Column("comment"), Column("type"), Column("mode"),
+    ]  # fmt: skip
+
+    def show_rules(self, pattern: str | None, scope: Any, context: Context) -> Result:
+        rows = [[r.created_on, r.name, r.database, r.schema, r.owner, r.comment, r.rule_type, r.mode,
+                 len(r.value_list), "ROLE"]
+                for r in sorted(self.catalog.access.rules.values(), key=lambda r: r.key)
+                if matches(pattern, r.name) and in_scope(scope, context, r.database, r.schema)]  # fmt: skip
+        return Result([*self.RULE_COLUMNS, Column("entries_in_valuelist", "fixed"), Column("owner_role_type")], rows)
+
+    def describe_rule(self, name: ObjectName) -> Result:
+        r = self.catalog.access.rule(str(name))
+        row = [r.created_on, r.name, r.database, r.schema, r.owner, r.comment, r.rule_type, r.mode,
+               ",".join(r.value_list)]  # fmt: skip
+        return Result([*self.RULE_COLUMNS, Column("value_list")], [row])
+
+    def show_integrations(self, pattern: str | None) -> Result:
+        columns = [Column("name"), Column("type"), Column("category"), Column("enabled", "boolean"),
+                   Column("comment"), Column("created_on", "timestamp_ltz")]  # fmt: skip
+        rows = [[i.name, "EXTERNAL_ACCESS", "SECURITY", i.enabled, i.comment, i.created_on]
+                for i in sorted(self.catalog.access.integrations.values(), key=lambda i: i.name)
+                if matches(pattern, i.name)]  # fmt: skip
+        return Result(columns, rows)
+
+    def describe_integration(self, name: str) -> Result:
+        i = self.catalog.access.integration(name)
+        properties = [
+            ("ENABLED", "Boolean", str(i.enabled).lower(), "false"),
+            ("ALLOWED_NETWORK_RULES", "List", ",".join(i.allowed_network_rules), "[]"),
+            ("ALLOWED_AUTHENTICATION_SECRETS", "List", ",".join(i.allowed_authentication_secrets), "[]"),
+            ("COMMENT", "String", i.comment or "", ""),
+        ]
+        columns = [Column("property"), Column("property_type"), Column("property_value"), Column("property_default")]
+        return Result(columns, [list(p) for p in properties])
 
     # --- secrets ---------------------------------------------------------------------------------
 
@@ -736,6 +832,13 @@ class Statements:
         if parser.accept("SECRETS"):
             pattern, scope = self.like_and_scope(parser)
             return lambda context: self.show_secrets(pattern, scope, context)
+        if parser.accept("NETWORK", "RULES"):
+            pattern, scope = self.like_and_scope(parser)
+            return lambda context: self.show_rules(pattern, scope, context)
+        if parser.accept("EXTERNAL", "ACCESS", "INTEGRATIONS") or parser.accept("INTEGRATIONS"):
+            pattern = self.like(parser)
+            parser.end()
+            return lambda context: self.show_integrations(pattern)
         return None
 
     def parse_describe(self, parser: Parser) -> Run | None:
@@ -757,6 +860,14 @@ class Statements:
             parts = parser.name_parts()
             parser.end()
             return lambda context: self.describe_secret(resolve(parts, context))
+        if parser.accept("NETWORK", "RULE"):
+            parts = parser.name_parts()
+            parser.end()
+            return lambda context: self.describe_rule(resolve(parts, context))
+        if parser.accept("EXTERNAL", "ACCESS", "INTEGRATION") or parser.accept("INTEGRATION"):
+            name = ".".join(parser.name_parts())
+            parser.end()
+            return lambda context: self.describe_integration(name)
         return None
 
     @staticmethod

@@ -1,0 +1,100 @@
+"""Network rules and external access integrations, as "External network access" sets them up: created, shown,
+described and dropped, and checked where Snowflake checks them (an integration's rules and secrets, and the
+integrations a service or job names)."""
+
+from pathlib import Path
+
+import pytest
+
+from .fakes import LocalSPCS
+from .test_local_spcs_statements import REPOSITORY, error_of
+from .test_secrets import SPEC as JOB_SPEC
+
+RULE = (
+    "CREATE NETWORK RULE pypi_rule TYPE = HOST_PORT MODE = EGRESS "
+    "VALUE_LIST = ('pypi.org', 'files.pythonhosted.org:443')"
+)
+INTEGRATION = (
+    "CREATE EXTERNAL ACCESS INTEGRATION pypi_access ALLOWED_NETWORK_RULES = (pypi_rule) "
+    "ALLOWED_AUTHENTICATION_SECRETS = (db_login) ENABLED = TRUE COMMENT = 'pip at build time'"
+)
+
+
+@pytest.fixture
+def spcs(tmp_path: Path) -> LocalSPCS:
+    spcs = LocalSPCS(tmp_path / "spcs")
+    spcs.sql("CREATE COMPUTE POOL tutorial_compute_pool MIN_NODES = 1 MAX_NODES = 1 INSTANCE_FAMILY = CPU_X64_XS")
+    spcs.sql("CREATE IMAGE REPOSITORY tutorial_repository")
+    spcs.images.pushed.add(f"{REPOSITORY}/my_job_image:latest")
+    spcs.sql("CREATE SECRET db_login TYPE = PASSWORD USERNAME = 'app' PASSWORD = 'pa55'")
+    spcs.sql("CREATE SECRET api_key TYPE = GENERIC_STRING SECRET_STRING = 'key-123'")
+    return spcs
+
+
+def test_a_rule_and_an_integration_are_created_shown_described_and_dropped(spcs: LocalSPCS) -> None:
+    assert spcs.value(RULE) == "Network rule PYPI_RULE successfully created."
+    assert spcs.value(INTEGRATION) == "Integration PYPI_ACCESS successfully created."
+
+    [rule] = spcs.rows("SHOW NETWORK RULES IN SCHEMA tutorial_db.data_schema")
+    assert (rule["name"], rule["type"], rule["mode"], rule["entries_in_valuelist"]) == ("PYPI_RULE", "HOST_PORT",
+                                                                                        "EGRESS", 2)  # fmt: skip
+    assert spcs.rows("DESCRIBE NETWORK RULE pypi_rule")[0]["value_list"] == "pypi.org,files.pythonhosted.org:443"
+    [integration] = spcs.rows("SHOW INTEGRATIONS LIKE 'PYPI%'")
+    assert (integration["type"], integration["enabled"]) == ("EXTERNAL_ACCESS", True)
+    described = {row["property"]: row["property_value"] for row in spcs.rows("DESCRIBE INTEGRATION pypi_access")}
+    assert described["ALLOWED_NETWORK_RULES"] == "TUTORIAL_DB.DATA_SCHEMA.PYPI_RULE"
+    assert described["ALLOWED_AUTHENTICATION_SECRETS"] == "TUTORIAL_DB.DATA_SCHEMA.DB_LOGIN"
+
+    assert spcs.value("DROP INTEGRATION pypi_access") == "PYPI_ACCESS successfully dropped."
+    assert spcs.value("DROP EXTERNAL ACCESS INTEGRATION IF EXISTS pypi_access").endswith("already dropped).")
+    assert spcs.value("DROP NETWORK RULE pypi_rule") == "PYPI_RULE successfully dropped."
+    assert spcs.rows("SHOW NETWORK RULES") == [] and spcs.restarted().rows("SHOW INTEGRATIONS") == []
+
+
+@pytest.mark.parametrize(
+    ("sql", "problem"),
+    [
+        (INTEGRATION, "Network rule 'PYPI_RULE' does not exist or not authorized."),
+        (RULE.replace("pypi.org'", "pypi.org:99999'"), "Invalid value 'pypi.org:99999' in VALUE_LIST"),
+        (RULE.replace("MODE = EGRESS", "MODE = OUTWARDS"), "MODE must be one of"),
+        (RULE.replace("TYPE = HOST_PORT ", ""), "Missing option 'TYPE'"),
+        (INTEGRATION.replace("ENABLED = TRUE", ""), "Missing option 'ENABLED'"),
+    ],
+)
+def test_mistakes_are_snowflakes_errors(spcs: LocalSPCS, sql: str, problem: str) -> None:
+    assert problem in error_of(spcs, sql).message
+
+
+def test_an_integrations_secrets_must_exist(spcs: LocalSPCS) -> None:
+    spcs.sql(RULE)
+
+    failure = error_of(spcs, INTEGRATION.replace("(db_login)", "(no_such_secret)"))
+
+    assert failure.message.endswith("Secret 'NO_SUCH_SECRET' does not exist or not authorized.")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        f"EXECUTE JOB SERVICE IN COMPUTE POOL tutorial_compute_pool NAME = j EXTERNAL_ACCESS_INTEGRATIONS = (nope) "
+        f"FROM SPECIFICATION $${JOB_SPEC}$$",
+        f"CREATE SERVICE s IN COMPUTE POOL tutorial_compute_pool FROM SPECIFICATION $${JOB_SPEC}$$ "
+        "EXTERNAL_ACCESS_INTEGRATIONS = (pypi_access, nope)",
+    ],
+)
+def test_a_service_or_job_naming_an_integration_that_does_not_exist_fails(spcs: LocalSPCS, statement: str) -> None:
+    spcs.sql(RULE)
+    spcs.sql(INTEGRATION)
+
+    assert error_of(spcs, statement).message.endswith("Integration 'NOPE' does not exist or not authorized.")
+
+
+def test_alter_service_set_checks_and_keeps_the_integrations(spcs: LocalSPCS) -> None:
+    spcs.sql(RULE)
+    spcs.sql(INTEGRATION)
+    spcs.sql(f"CREATE SERVICE s IN COMPUTE POOL tutorial_compute_pool FROM SPECIFICATION $${JOB_SPEC}$$")
+
+    spcs.sql("ALTER SERVICE s SET EXTERNAL_ACCESS_INTEGRATIONS = (pypi_access)")
+
+    assert spcs.rows("SHOW SERVICES LIKE 'S'")[0]["external_access_integrations"] == '["PYPI_ACCESS"]'
+    assert "Integration 'NOPE'" in error_of(spcs, "ALTER SERVICE s SET EXTERNAL_ACCESS_INTEGRATIONS = (nope)").message
