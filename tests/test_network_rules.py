@@ -98,3 +98,24 @@ def test_alter_service_set_checks_and_keeps_the_integrations(spcs: LocalSPCS) ->
 
     assert spcs.rows("SHOW SERVICES LIKE 'S'")[0]["external_access_integrations"] == '["PYPI_ACCESS"]'
     assert "Integration 'NOPE'" in error_of(spcs, "ALTER SERVICE s SET EXTERNAL_ACCESS_INTEGRATIONS = (nope)").message
+
+
+@pytest.mark.parametrize(
+    ("grant", "problem"),
+    [
+        ("GRANT USAGE ON INTEGRATION nope TO ROLE r", "Integration 'NOPE' does not exist"),
+        ("GRANT USAGE ON EXTERNAL ACCESS INTEGRATION nope TO ROLE r", "Integration 'NOPE' does not exist"),
+        ("GRANT READ ON SECRET nope TO ROLE r", "Secret 'NOPE' does not exist"),
+        ("REVOKE USAGE ON NETWORK RULE nope FROM ROLE r", "Network rule 'NOPE' does not exist"),
+    ],
+)
+def test_a_grant_on_an_object_that_does_not_exist_fails_and_on_one_that_does_succeeds(
+    spcs: LocalSPCS, grant: str, problem: str
+) -> None:
+    assert problem in error_of(spcs, grant).message
+    spcs.sql(RULE)
+    spcs.sql(INTEGRATION.replace("pypi_access", "nope"))
+    spcs.sql(RULE.replace("pypi_rule", "nope"))
+    spcs.sql("CREATE SECRET nope TYPE = GENERIC_STRING SECRET_STRING = 'x'")
+
+    assert spcs.value(grant) == "Statement executed successfully."

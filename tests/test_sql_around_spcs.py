@@ -114,8 +114,8 @@ def test_variables_name_objects_through_identifier(cursor) -> None:
         "alter user spcs_service_user set rsa_public_key = 'MIIB'",
         "drop user if exists spcs_service_user",
         "create role if not exists spcs_role",
-        "grant usage on integration anything to role spcs_role",
-        "revoke usage on integration anything from role spcs_role",
+        "grant usage on warehouse tutorial_warehouse to role spcs_role",
+        "revoke usage on database tutorial_db from role spcs_role",
     ],
 )
 def test_users_roles_and_grants_succeed_as_no_ops(cursor, sql: str) -> None:

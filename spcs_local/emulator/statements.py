@@ -366,8 +366,28 @@ class Statements:
     # --- statements with nothing to enforce on one machine ------------------------------------
 
     def parse_grant(self, parser: Parser) -> Run:
+        """Grants are kept by no one here, but the object granted on must exist, as in Snowflake."""
+        tokens = parser.rest()
+        on = next((n for n, t in enumerate(tokens) if t.kind == "word" and t.value == "ON"), None)
+        kinds = {("INTEGRATION",): "integration", ("EXTERNAL", "ACCESS", "INTEGRATION"): "integration",
+                 ("SECRET",): "secret", ("NETWORK", "RULE"): "rule"}  # fmt: skip
+        for words, kind in kinds.items() if on is not None else []:
+            if [t.value for t in tokens[on + 1 : on + 1 + len(words)]] == list(words):
+                parser.at += on + 1 + len(words)
+                parts = parser.name_parts()
+                parser.skip_rest()
+                return lambda context: Result.status(self.granted_on(kind, parts, context))
         parser.skip_rest()
         return lambda context: Result.status(NOOP)
+
+    def granted_on(self, kind: str, parts: list[str], context: Context) -> str:
+        if kind == "integration":
+            self.catalog.access.integration(".".join(parts))
+        elif kind == "secret":
+            self.catalog.secrets.get(resolve(parts, context))
+        else:
+            self.catalog.access.rule(str(resolve(parts, context)))
+        return NOOP
 
     def parse_use(self, parser: Parser) -> Run | None:
         parser.expect("USE")
