@@ -1,0 +1,135 @@
+"""A service's spec as a workload for the backend: checked by the linter, its images resolved in the registry,
+its secrets, limits and volumes as SPCS gives them."""
+
+import os
+
+from spcs_local.emulator import LOCAL_ONLY
+from spcs_local.emulator.catalog.objects import (
+    INSTANCE_FAMILIES,
+    Capacity,
+    ObjectName,
+    Service,
+    memory_bytes,
+    nano_cpus,
+    spec_env,
+)
+from spcs_local.emulator.results import does_not_exist, invalid, unsupported
+from spcs_local.emulator.secret_store import secret_name
+from spcs_local.emulator.workload import Backend, Container, Probe, Workload
+from spcs_local.lint import ERROR, lint
+
+
+class Workloads:
+    """Part of the Catalog: specs turned into workloads."""
+
+    def workload(self, service: Service) -> Workload:
+        """The spec, checked by the spec linter and resolved against the repositories and the registry."""
+        errors = [problem for problem in lint(service.spec) if problem.level == ERROR]
+        if errors:
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            raise invalid(f"Invalid spec: {errors[0]}{more}.")
+        spec = service.document["spec"]
+        volumes = {v["name"]: v for v in spec.get("volumes") or []}
+        settings = self.settings
+        injected = {
+            "SNOWFLAKE_ACCOUNT": settings.account,
+            "SNOWFLAKE_HOST": settings.snowflake_host,
+            "SNOWFLAKE_PORT": str(settings.snowflake_port),
+            "SNOWFLAKE_DATABASE": service.database,
+            "SNOWFLAKE_SCHEMA": service.schema,
+            "SNOWFLAKE_PROTOCOL": "http",  # the emulator speaks plain HTTP; SPCS needs no such variable
+            **LOCAL_ONLY,  # nor this one: no probe of cloud metadata leaves the machine
+        }
+        containers, ports = [], {e["port"] for e in spec.get("endpoints") or [] if "port" in e}
+        node = self.node_capacity(service)
+        for entry in spec["containers"]:
+            probe = entry.get("readinessProbe")
+            if probe:
+                ports.add(probe["port"])
+            limits = (entry.get("resources") or {}).get("limits") or {}
+            memory = node.memory_within("memory limit", memory_bytes(limits["memory"])) if "memory" in limits else None
+            cpus = node.cpus_within(nano_cpus(limits["cpu"])) if "cpu" in limits else None
+            tmpfs, shared = {}, {}
+            for mount in entry.get("volumeMounts") or []:
+                volume = volumes[mount["name"]]
+                source = str(volume.get("source"))
+                if source == "memory":
+                    size = memory_bytes(volume.get("size", "1Gi"))
+                    tmpfs[mount["mountPath"]] = node.memory_within(f"memory volume {volume['name']}", size)
+                elif source == "local":
+                    shared[volume["name"]] = mount["mountPath"]
+                else:
+                    raise unsupported(f"volumes with source {source}")
+            secret_env, secret_files = self.container_secrets(service, entry.get("secrets") or [])
+            containers.append(
+                Container(
+                    name=entry["name"],
+                    image=self.image_reference(entry["image"]),
+                    env={**injected, **spec_env(entry.get("env")), **secret_env},
+                    command=entry.get("command"),
+                    args=entry.get("args"),
+                    readiness=Probe(probe["port"], probe["path"]) if probe else None,
+                    memory=memory or node.memory,
+                    # Docker grants no more CPUs than the machine has.
+                    nano_cpus=min(cpus or node.nano_cpus or 0, (os.cpu_count() or 1) * 10**9) or None,
+                    tmpfs=tmpfs,
+                    volumes=shared,
+                    secret_files=secret_files,
+                )
+            )
+        return Workload(
+            key=service.workload_key,
+            network=f"{service.database}-{service.schema}".lower(),
+            hostnames=(service.dns_name.split(".")[0], service.dns_name),
+            job=service.is_job,
+            containers=tuple(containers),
+            ports=tuple(sorted(ports)),
+            extra_hosts=settings.extra_hosts,
+        )
+
+    def container_secrets(self, service: Service, references: list[dict]) -> tuple[dict[str, str], dict[str, str]]:
+        """A container's `secrets`: the environment variables (envVarName with secretKeyRef) and the files
+        (directoryPath, a file a key) they give it. A secret that doesn't exist is Snowflake's error."""
+        env, files = {}, {}
+        for reference in references:
+            secret = reference["snowflakeSecret"]
+            text = secret if isinstance(secret, str) else secret.get("objectName") or secret.get("objectReference")
+            name = ObjectName(*secret_name(str(text), service.database, service.schema))
+            if "envVarName" in reference:
+                env[reference["envVarName"]] = self.secrets.value(name, reference["secretKeyRef"])
+            else:
+                folder = reference["directoryPath"].rstrip("/")
+                files |= {f"{folder}/{key}": value for key, value in self.secrets.files(name).items()}
+        return env, files
+
+    def node_capacity(self, service: Service) -> "Capacity":
+        """What a node of the service's compute pool holds: the default limits of its containers, and their cap."""
+        pool = self.compute_pools.get(service.compute_pool)
+        if pool is None or pool.instance_family not in INSTANCE_FAMILIES:
+            return Capacity(None, None, "")
+        cpus, gib = INSTANCE_FAMILIES[pool.instance_family]
+        return Capacity(gib * 2**30, cpus * 10**9, pool.instance_family)
+
+    def image_reference(self, image: str) -> str:
+        """`/db/schema/repository/image:tag` as a reference to the local registry, once it is there."""
+        registry = self.registry()
+        path = image.removeprefix(registry.address).strip("/")
+        parts = path.split("/")
+        if not image.startswith(("/", registry.address)) or len(parts) < 4:
+            raise invalid(f"Invalid spec: image '{image}' must be /<database>/<schema>/<repository>/<image>:<tag>.")
+        repository = ObjectName(*(part.upper() for part in parts[:3]))
+        if str(repository) not in self.repositories:
+            raise does_not_exist("Image repository", str(repository))
+        name, _, tag = "/".join(parts[3:]).partition(":")
+        repository_path = "/".join(parts[:3]).lower()
+        if not registry.exists(f"{repository_path}/{name}", tag or "latest"):
+            raise invalid(
+                f"Invalid spec: image '{image}' was not found in image repository {repository}: "
+                f"push it first (docker push {registry.address}/{repository_path}/{name}:{tag or 'latest'})."
+            )
+        return f"{registry.address}/{repository_path}/{name}:{tag or 'latest'}"
+
+    def containers_backend(self) -> Backend:
+        if self.backend is None:
+            raise invalid("No Docker engine is reachable, so the local SPCS can't run containers: start one.")
+        return self.backend
