@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from spcs_local.emulator.results import already_exists, does_not_exist, invalid
+from spcs_local.emulator.results import does_not_exist, invalid, put_new
 
 RULE_TYPES = ("IPV4", "AWSVPCEID", "AZURELINKID", "GCPPSCID", "HOST_PORT", "PRIVATE_HOST_PORT")
 RULE_MODES = ("INGRESS", "INTERNAL_STAGE", "EGRESS", "POSTGRES_INGRESS", "POSTGRES_EGRESS")
@@ -88,14 +88,9 @@ class Access:
                     raise invalid(f"SQL compilation error:\nInvalid value '{value}' in VALUE_LIST: write host or "
                                   "host:port.")  # fmt: skip
         with self.lock:
-            if rule.key in self.rules:
-                if if_not_exists:
-                    return f"{rule.name} already exists, statement succeeded."
-                if not or_replace:
-                    raise already_exists(rule.name)
-            self.rules[rule.key] = rule
+            answer = put_new(self.rules, rule.key, rule, rule.name, or_replace, if_not_exists)
             self.save()
-        return f"Network rule {rule.name} successfully created."
+        return answer or f"Network rule {rule.name} successfully created."
 
     def rule(self, key: str) -> NetworkRule:
         if key not in self.rules:
@@ -120,14 +115,10 @@ class Access:
             if not secret_exists(secret):
                 raise does_not_exist("Secret", secret.rsplit(".", 1)[-1])
         with self.lock:
-            if integration.name in self.integrations:
-                if if_not_exists:
-                    return f"{integration.name} already exists, statement succeeded."
-                if not or_replace:
-                    raise already_exists(integration.name)
-            self.integrations[integration.name] = integration
+            name = integration.name
+            answer = put_new(self.integrations, name, integration, name, or_replace, if_not_exists)
             self.save()
-        return f"Integration {integration.name} successfully created."
+        return answer or f"Integration {integration.name} successfully created."
 
     def integration(self, name: str) -> Integration:
         if name not in self.integrations:

@@ -83,7 +83,7 @@ def install(data_dir: Path) -> Any:
 
     def stage_dir_within_stages(fqname: str, path: str = "") -> str:
         # A stage is a folder named after its database, schema and name: none may step out of the stages.
-        if any(part in ("", ".", "..") or "/" in part or "\\" in part or "\0" in part for part in fqname.split(".")):
+        if not all(map(folder_name, fqname.split("."))):
             raise snowflake.connector.errors.ProgrammingError(
                 msg=f"The local Snowflake emulator keeps stages as folders: name the stage, its schema and its "
                 f"database without '/', '\\' or '.' (not {fqname!r}).",
@@ -365,13 +365,18 @@ class Storage:
 STAGES = "_fs_global._fs_information_schema._fs_stages"
 
 
+def folder_name(part: str) -> bool:
+    """Whether a name can be one folder under the stages: never a path, never a step out."""
+    return part not in ("", ".", "..") and not any(c in part for c in "/\\\0")
+
+
 def stage_folder(*parts: str) -> Path:
     """A database's, a schema's or a stage's folder under the stages, its names checked as path parts."""
     import fakesnow.transforms.stage
 
     root = Path(fakesnow.transforms.stage.LOCAL_BUCKET_PATH)
     folder = root.joinpath(*parts)
-    if any(part in ("", ".", "..") or "/" in part or "\\" in part for part in parts):
+    if not all(map(folder_name, parts)):
         raise SnowflakeError(f"The local Snowflake emulator keeps stages as folders: {'.'.join(parts)!r} can't be one.")
     return folder
 

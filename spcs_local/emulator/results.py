@@ -23,6 +23,18 @@ def already_exists(name: str) -> SnowflakeError:
     return SnowflakeError(f"SQL compilation error:\nObject '{name}' already exists.", "002002", "42710")
 
 
+def put_new(table: dict[str, Any], key: str, obj: Any, name: str, or_replace: bool, if_not_exists: bool) -> str | None:
+    """CREATE's rules for a table of objects: with the key taken, IF NOT EXISTS answers (returned) and only
+    OR REPLACE puts `obj` in its place; otherwise `obj` is put and None returned."""
+    if key in table:
+        if if_not_exists:
+            return f"{name} already exists, statement succeeded."
+        if not or_replace:
+            raise already_exists(name)
+    table[key] = obj
+    return None
+
+
 def syntax_error(line: int, position: int, near: str) -> SnowflakeError:
     message = f"SQL compilation error:\nsyntax error line {line} at position {position} unexpected '{near}'."
     return SnowflakeError(message, "001003", "42000")

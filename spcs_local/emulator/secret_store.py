@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from spcs_local.emulator.results import already_exists, does_not_exist, invalid
+from spcs_local.emulator.results import does_not_exist, invalid, put_new
 
 
 class SecretName(Protocol):
@@ -91,14 +91,9 @@ class SecretStore:
         comment = options.pop("COMMENT", None)
         secret = Secret(name.database, name.schema, name.name, secret_type, owner, options, comment)
         with self.lock:
-            if secret.key in self.secrets:
-                if if_not_exists:
-                    return f"{name.name} already exists, statement succeeded."
-                if not or_replace:
-                    raise already_exists(name.name)
-            self.secrets[secret.key] = secret
+            answer = put_new(self.secrets, secret.key, secret, name.name, or_replace, if_not_exists)
             self.save()
-        return f"Secret {name.name} successfully created."
+        return answer or f"Secret {name.name} successfully created."
 
     def get(self, name: SecretName) -> Secret:
         key = f"{name.database}.{name.schema}.{name.name}"
