@@ -225,6 +225,7 @@ class Linter:
             if gpus[0] != gpus[1]:
                 message = "GPUs must be both requested and limited, the same number in each (nvidia.com/gpu)"
                 self.add(ERROR, ("spec", "containers", i, "resources"), message)
+            self.session_token_problems(spec, i, container)
         for i, endpoint in enumerate(entries(spec, "endpoints")):
             span = endpoint.get("portRange")
             if isinstance(span, str) and re.fullmatch(r"[0-9]+-[0-9]+", span):
@@ -240,6 +241,30 @@ class Linter:
         for path, value in scalars(document):
             if isinstance(value, str) and DOCS_PLACEHOLDER.match(value.strip()):
                 self.add(ERROR, path, f"is a placeholder from the docs ({shown(value)}): fill it in")
+
+    def session_token_problems(self, spec: dict, i: int, container: dict) -> None:
+        """sessionTokenConfig as the reference bounds it: not without the token, no more access than 0644 and
+        always the owner's read, and a path that no volume or secret mount overlaps."""
+        config = container.get("sessionTokenConfig")
+        if not isinstance(config, dict):
+            return
+        where = ("spec", "containers", i, "sessionTokenConfig")
+        if container.get("mountSessionToken") is False:
+            self.add(ERROR, where, "is set while mountSessionToken is false: there is no token to configure")
+        permission = config.get("permission")
+        if isinstance(permission, str) and re.fullmatch(r"0[0-7]{3}", permission):
+            mode = int(permission, 8)
+            if mode & ~0o644 or not mode & 0o400:
+                message = f"can't grant more than \"0644\" and must keep the owner's read (got {shown(permission)})"
+                self.add(ERROR, (*where, "permission"), message)
+        path = config.get("path")
+        if not isinstance(path, str):
+            return
+        mounts = [m.get("mountPath") for m in entries(container, "volumeMounts")]
+        mounts += [s.get("directoryPath") for s in entries(container, "secrets")]
+        for other in (m.rstrip("/") for m in mounts if isinstance(m, str) and m.startswith("/")):
+            if other == path or path.startswith(other + "/") or other.startswith(path + "/") or not other:
+                self.add(ERROR, (*where, "path"), f"overlaps the mount at {shown(other or '/')}")
 
     def deprecated_forms(self, document: dict) -> None:
         spec = document.get("spec") if isinstance(document.get("spec"), dict) else {}

@@ -13,8 +13,9 @@ from spcs_local.emulator import ACCOUNT, fakesnow_fixes
 from spcs_local.emulator.catalog import Catalog, Image, ObjectName, Settings
 from spcs_local.emulator.guard import Doors
 from spcs_local.emulator.results import Result, SnowflakeError
-from spcs_local.emulator.server import front_of
+from spcs_local.emulator.server import CONTAINER_HOST, SNOWFLAKE_PORT, front_of
 from spcs_local.emulator.statements import Context, Statements
+from spcs_local.emulator.tls import TlsFiles
 from spcs_local.emulator.workload import BackendError, ContainerState, Workload
 from spcs_local.processes import free_port
 
@@ -132,7 +133,7 @@ class LocalSPCS:
         self.backend = backend or FakeBackend()
         self.images = FakeImages()
         self.stages = FakeStages()
-        self.settings = Settings(ACCOUNT, "host.docker.internal", 8765, {})
+        self.settings = Settings(ACCOUNT, CONTAINER_HOST, SNOWFLAKE_PORT, 8765)
         self.catalog = Catalog(path / "catalog.json", self.backend, self.images, self.settings)
         self.statements = Statements(self.catalog, self.stages)
         self.context = Context("TUTORIAL_USER", "TEST_ROLE", "TUTORIAL_WAREHOUSE", "TUTORIAL_DB", "DATA_SCHEMA")
@@ -158,18 +159,26 @@ class LocalSPCS:
 
 
 @contextlib.contextmanager
-def serving(spcs: LocalSPCS, directory: Path, poll_seconds: float = 20.0, doors: Doors | None = None) -> Iterator[str]:
-    """The emulator's front over fakesnow and this catalog, on a free loopback port, in this process."""
+def serving(
+    spcs: LocalSPCS,
+    directory: Path,
+    poll_seconds: float = 20.0,
+    doors: Doors | None = None,
+    tls: TlsFiles | None = None,
+) -> Iterator[str]:
+    """The emulator's front over fakesnow and this catalog, on a free loopback port, in this process; over HTTPS
+    with `tls`, as containers reach it."""
     with front_of(fakesnow_fixes.install(directory), spcs.catalog, spcs.stages, poll_seconds, doors) as front:
         port = free_port()
-        server = uvicorn.Server(uvicorn.Config(front, host="127.0.0.1", port=port, log_level="warning"))
+        https = {"ssl_certfile": tls.certificate, "ssl_keyfile": tls.key} if tls else {}
+        server = uvicorn.Server(uvicorn.Config(front, host="127.0.0.1", port=port, log_level="warning", **https))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         try:
             while not server.started:  # listening: a front whose doors refuse this test still counts
                 assert thread.is_alive(), "the front did not start"
                 time.sleep(0.02)
-            yield f"http://127.0.0.1:{port}"
+            yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
         finally:
             server.should_exit = True
             thread.join(10)

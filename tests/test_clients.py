@@ -30,21 +30,26 @@ with snowflake.connector.connect(**params) as connection:
 """
 
 
-def run_client(python: str, params: dict) -> list[str]:
+def run_client(
+    python: str, params: dict, env: dict[str, str] | None = None, script: str = CLIENT
+) -> subprocess.CompletedProcess:
     if not os.path.exists(python):
         if os.getenv("CI"):
             pytest.fail(f"{python} is missing: `make test` makes it")
         pytest.skip(f"{python} is missing: `make test` makes it")
-
-    done = subprocess.run([python, "-c", CLIENT, json.dumps(params)], env=without_snowflake_env(),
+    return subprocess.run([python, "-c", script, json.dumps(params)], env={**without_snowflake_env(), **(env or {})},
                           capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+def client_lines(python: str, params: dict, env: dict[str, str] | None = None, script: str = CLIENT) -> list[str]:
+    done = run_client(python, params, env, script)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout.splitlines()
 
 
 @pytest.mark.parametrize("client", CLIENTS)
 def test_a_password_login_and_queries(emulator_env: dict[str, str], client: str) -> None:
-    major, context, count, pools = run_client(CLIENTS[client], connection_params(emulator_env))
+    major, context, count, pools = client_lines(CLIENTS[client], connection_params(emulator_env))
 
     assert major == client[0]
     assert context == "('TUTORIAL', 'TUTORIAL_USER', 'TUTORIAL_DB', 'DATA_SCHEMA')"
@@ -58,6 +63,6 @@ def test_an_oauth_login_with_only_host_account_and_token(emulator_env: dict[str,
         params |= {"authenticator": "oauth", "token": login.rest.token, "database": "TUTORIAL_DB",
                    "schema": "DATA_SCHEMA"}  # fmt: skip
 
-        major, context, _, _ = run_client(CLIENTS[client], params)
+        major, context, _, _ = client_lines(CLIENTS[client], params)
 
     assert major == client[0] and "'TUTORIAL'" in context

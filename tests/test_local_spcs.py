@@ -6,11 +6,13 @@ against an account. It is in the container tier (it needs a Docker engine).
 """
 
 import hashlib
+import http.server
 import io
 import ipaddress
 import json
 import os
 import subprocess
+import threading
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -186,10 +188,10 @@ def test_a_failing_job_fails_the_deploy_target_after_printing_its_logs(local: Lo
 
 
 PROBE = """
-import sys, urllib.error, urllib.request
+import ssl, sys, urllib.error, urllib.request
 for url in sys.argv[1:]:
-    try:
-        print(url, urllib.request.urlopen(url, timeout=5).status)
+    try:  # whatever the certificate: the test is whether the emulator answers this peer
+        print(url, urllib.request.urlopen(url, timeout=5, context=ssl._create_unverified_context()).status)
     except urllib.error.HTTPError as error:
         print(url, error.code)
     except OSError as error:
@@ -203,7 +205,7 @@ def test_only_the_local_spcs_containers_reach_the_emulator(local: Local, docker_
     bridge_config = docker_client.networks.get("bridge").attrs["IPAM"]["Config"][0]
     bridge = bridge_config.get("Gateway") or str(next(ipaddress.ip_network(bridge_config["Subnet"]).hosts()))
     port = next(v.split("=")[1] for v in local.variables if v.startswith("EMULATOR_PORT="))
-    urls = [f"http://{gateway}:{port}/healthcheck", f"http://{bridge}:{port}/healthcheck"]
+    urls = [f"https://{gateway}:{port}/healthcheck", f"https://{bridge}:{port}/healthcheck"]
 
     # A container of anyone else's, on Docker's default bridge: its peer address is not on the local SPCS's network.
     stranger = docker_client.containers.run(BASE_IMAGE, ["python3", "-c", PROBE, *urls], remove=True).decode()
@@ -276,6 +278,84 @@ def test_a_job_reads_its_secrets_from_an_env_var_and_a_file(local: Local, docker
     assert "env True file True 0o100444" in logs.stdout
     labels = [c.labels for c in docker_client.containers.list(all=True, filters={"label": local.label})]
     assert "pa55" not in json.dumps(labels)
+
+
+# Code written for SPCS's contract alone: the injected variables, the token, HTTPS with the connector's defaults
+# (port 443, verification on), secrets from an env var and a file; then a call out of the container.
+SPCS_CONTRACT_JOB = """
+import os, sys, urllib.request
+import snowflake.connector
+print("variables", sorted(name for name in os.environ if name.startswith("SNOWFLAKE_")))
+connection = snowflake.connector.connect(
+    host=os.environ["SNOWFLAKE_HOST"], account=os.environ["SNOWFLAKE_ACCOUNT"],
+    authenticator="oauth", token=open("/snowflake/session/token").read(),
+)
+print("account", connection.cursor().execute("SELECT CURRENT_ACCOUNT()").fetchone()[0], connection.port)
+print("secrets", os.environ["API_KEY"] == "key-123", open("/run/secrets/api/secret_string").read() == "key-123")
+try:
+    print("egress", urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())
+except OSError as error:
+    print("egress refused", type(error).__name__)
+"""
+
+
+def contract_spec(url: str) -> str:
+    return json.dumps({"spec": {"containers": [{
+        "name": "main",
+        "image": "/tutorial_db/data_schema/tutorial_repository/my_job_image:latest",
+        "command": ["python3", "-c", SPCS_CONTRACT_JOB, url],
+        "secrets": [{"snowflakeSecret": "api_key", "secretKeyRef": "secret_string", "envVarName": "API_KEY"},
+                    {"snowflakeSecret": {"objectName": "api_key"}, "directoryPath": "/run/secrets/api"}],
+    }]}})  # fmt: skip
+
+
+@pytest.fixture
+def outside(local: Local, docker_client: docker.DockerClient) -> Iterator[str]:
+    """A web server outside the containers: on the host, at an address of the local SPCS's network that only
+    the emulator's port is open on. Yields its URL."""
+    [front] = [n for n in docker_client.networks.list(filters={"label": local.label}) if "-front-" in n.name]
+    server = http.server.ThreadingHTTPServer((front.attrs["IPAM"]["Config"][0]["Gateway"], 0), Outside)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{server.server_address[0]}:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+        server.server_close()
+
+
+class Outside(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"reached")
+
+
+def test_a_job_written_for_spcs_runs_over_https_and_reaches_out_only_through_an_integration(
+    local: Local, outside: str
+) -> None:
+    address = outside.removeprefix("http://").rstrip("/")
+    for sql in ("CREATE OR REPLACE SECRET api_key TYPE = GENERIC_STRING SECRET_STRING = 'key-123'",
+                f"CREATE OR REPLACE NETWORK RULE outside TYPE = HOST_PORT MODE = EGRESS VALUE_LIST = ('{address}')",
+                "CREATE OR REPLACE EXTERNAL ACCESS INTEGRATION outside_access ALLOWED_NETWORK_RULES = (outside) "
+                "ENABLED = TRUE"):  # fmt: skip
+        assert local.snow("sql", "-q", sql).returncode == 0
+    spec = local.directory / "contract_job.yaml"
+    spec.write_text(contract_spec(outside))
+    outputs = {}
+    for name, integration in (("closed_job", []), ("open_job", ["--eai-name", "outside_access"])):
+        job = local.snow("spcs", "service", "execute-job", name, "--compute-pool", "tutorial_compute_pool",
+                         "--spec-path", str(spec), *integration)  # fmt: skip
+        assert job.returncode == 0, job.stdout + job.stderr
+        outputs[name] = local.snow("spcs", "service", "logs", name, "--container-name", "main", "--instance-id", "0")
+
+    closed = outputs["closed_job"].stdout
+    assert "variables ['SNOWFLAKE_ACCOUNT', 'SNOWFLAKE_DATABASE', 'SNOWFLAKE_HOST', 'SNOWFLAKE_PORT', " \
+           "'SNOWFLAKE_SCHEMA']" in closed  # fmt: skip
+    assert "account TUTORIAL 443" in closed and "secrets True True" in closed
+    assert "egress refused URLError" in closed
+    assert "egress reached" in outputs["open_job"].stdout
 
 
 def test_after_a_restart_the_service_comes_back(local: Local) -> None:

@@ -2,6 +2,7 @@
 
 import json
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -203,14 +204,65 @@ def test_create_service_runs_the_staged_spec_as_spcs_would(spcs: LocalSPCS) -> N
     [echo] = workload.containers
     assert echo.image == f"127.0.0.1:5000/{REPOSITORY}/my_echo_service_image:latest"
     assert echo.env["SERVER_PORT"] == "8000"  # every env value a string, as SPCS gives it
-    assert {k: echo.env[k] for k in ("SNOWFLAKE_ACCOUNT", "SNOWFLAKE_DATABASE", "SNOWFLAKE_SCHEMA")} == {
-        "SNOWFLAKE_ACCOUNT": "tutorial", "SNOWFLAKE_DATABASE": "TUTORIAL_DB", "SNOWFLAKE_SCHEMA": "DATA_SCHEMA",
+    injected = {name: value for name, value in echo.env.items() if name.startswith("SNOWFLAKE_")}
+    assert injected == {  # exactly what SPCS injects: no SNOWFLAKE_PROTOCOL, nothing local-only
+        "SNOWFLAKE_ACCOUNT": "tutorial", "SNOWFLAKE_HOST": "snowflake.local-spcs.internal", "SNOWFLAKE_PORT": "443",
+        "SNOWFLAKE_DATABASE": "TUTORIAL_DB", "SNOWFLAKE_SCHEMA": "DATA_SCHEMA",
     }  # fmt: skip
-    token = Path(workload.files["/snowflake/session/token"])  # a random token of this service's, for its login
-    assert spcs.catalog.valid_token(token.read_text()) and not spcs.catalog.valid_token("local-spcs-session-token")
-    assert (token.stat().st_mode & 0o777, token.parent.stat().st_mode & 0o777) == (0o644, 0o700)
+    token = echo.files["/snowflake/session/token"]  # a random token of this service's, for its login
+    assert spcs.catalog.valid_token(token.text) and not spcs.catalog.valid_token("local-spcs-session-token")
+    assert token.mode == 0o644  # the reference's default
+    kept = next((spcs.path / "tokens").iterdir())  # kept for restarts, for the host's user alone
+    assert (kept.stat().st_mode & 0o777, kept.parent.stat().st_mode & 0o777) == (0o600, 0o700)
     assert (echo.memory, echo.nano_cpus) == (6 * 2**30, 10**9)  # no resources.limits: a CPU_X64_XS node's capacity
-    assert echo.env["SNOWFLAKE_DISABLE_PLATFORM_DETECTION"] == "true"  # nothing leaves the machine
+    assert workload.front == (443, 8765) and workload.egress == ()  # the front, and no egress without integrations
+
+
+def test_session_token_config_places_the_token_and_a_connections_toml(spcs: LocalSPCS) -> None:
+    image = "/tutorial_db/data_schema/tutorial_repository/my_job_image:latest"
+    spec = JOB_SPEC.replace(
+        "  - name: main\n",
+        '  - name: main\n    sessionTokenConfig:\n      path: /app/session\n      permission: "0600"\n'
+        "      mountConnectionConfig: true\n",
+    )
+    spec += f"  - name: untouched\n    image: {image}\n"
+    spec += f"  - name: tokenless\n    image: {image}\n    mountSessionToken: false\n"
+    spcs.sql(f"EXECUTE JOB SERVICE IN COMPUTE POOL tutorial_compute_pool NAME = session_job "
+             f"FROM SPECIFICATION $$ {spec} $$")  # fmt: skip
+
+    main, untouched, tokenless = spcs.backend.started[-1].containers
+    assert sorted(main.files) == ["/app/session/connections.toml", "/app/session/token"]
+    assert {file.mode for file in main.files.values()} == {0o600}  # the file's mode is the token's
+    assert main.env["SNOWFLAKE_HOME"] == "/app/session"
+    connection = tomllib.loads(main.files["/app/session/connections.toml"].text)["default"]
+    assert connection == {
+        "account": "tutorial", "host": "snowflake.local-spcs.internal", "port": 443, "protocol": "https",
+        "authenticator": "oauth", "token_file_path": "/app/session/token",
+        "database": "TUTORIAL_DB", "schema": "DATA_SCHEMA",
+    }  # fmt: skip
+    assert sorted(untouched.files) == ["/snowflake/session/token"] and "SNOWFLAKE_HOME" not in untouched.env
+    assert tokenless.files == {} and "SNOWFLAKE_HOME" not in tokenless.env
+
+
+@pytest.mark.parametrize(
+    ("config", "problem"),
+    [
+        ("mountSessionToken: false\n    sessionTokenConfig: {path: /app/s}", "mountSessionToken is false"),
+        ('sessionTokenConfig: {permission: "0600"}', "permission applies only with a path"),
+        ('sessionTokenConfig: {path: /app/s, permission: "0666"}', "can't grant more than"),
+        ('sessionTokenConfig: {path: /app/s, permission: "0244"}', "must keep the owner's read"),
+        ("sessionTokenConfig: {path: /app/s, permission: 0600}", "quoted four-digit octal"),
+        ("sessionTokenConfig: {path: /app/../s}", "normalized"),
+        ("sessionTokenConfig: {path: /app/s/}", "normalized"),
+        ("sessionTokenConfig: {}", "at least one of"),
+    ],
+)
+def test_a_session_token_config_spcs_refuses_fails_the_job(spcs: LocalSPCS, config: str, problem: str) -> None:
+    spec = JOB_SPEC.replace("  - name: main\n", f"  - name: main\n    {config}\n")
+    with pytest.raises(SnowflakeError, match="Invalid spec") as error:
+        spcs.sql(f"EXECUTE JOB SERVICE IN COMPUTE POOL tutorial_compute_pool NAME = bad "
+                 f"FROM SPECIFICATION $$ {spec} $$")  # fmt: skip
+    assert problem in error.value.message
 
 
 def test_the_tutorials_spec_and_specification_forms_work_too(spcs: LocalSPCS) -> None:

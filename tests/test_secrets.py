@@ -103,7 +103,8 @@ def test_a_spec_gets_secrets_as_environment_variables_and_as_files(spcs: LocalSP
     [workload] = spcs.backend.started
     [main] = workload.containers
     assert (main.env["DB_PASSWORD"], main.env["DB_USER"]) == (PASSWORD, "app_user")
-    assert main.secret_files == {"/run/secrets/api/secret_string": "key-123"}
+    assert main.files["/run/secrets/api/secret_string"].text == "key-123"
+    assert main.files["/run/secrets/api/secret_string"].mode == 0o444  # read-only
     assert PASSWORD not in json.dumps(spcs.rows("DESCRIBE SERVICE with_secrets"), default=str)
     assert PASSWORD not in repr(workload)
 

@@ -8,9 +8,8 @@ import time
 import uuid
 
 import pytest
-import snowflake.connector
 
-from spcs_local.emulator import client_env, connection_params
+from spcs_local.emulator import client_env
 from spcs_local.processes import free_port
 
 from .conftest import ROOT, snowpark_session, start_emulator, without_snowflake_env
@@ -216,37 +215,6 @@ def test_a_token_file_that_cant_be_read_is_one_line(emulator_env: dict[str, str]
         == f"job-tutorial - ERROR - Job failed: the login token {str(tmp_path)!r} cannot be read: Is a directory"
     )
     assert job.stderr == ""
-
-
-def test_inside_spcs_the_token_file_selects_oauth_and_stays_secret(emulator_env: dict[str, str], tmp_path) -> None:
-    # The emulator takes a live session's token as an OAuth token, as it takes a service's.
-    login = snowflake.connector.connect(**connection_params(emulator_env))
-    token = login.rest.token
-    token_file = tmp_path / "token"
-    token_file.write_text(token)
-    # What SPCS gives a container, plus the spec's warehouse: no user, no password.
-    spcs_names = ["ACCOUNT", "HOST", "PORT", "PROTOCOL", "DATABASE", "SCHEMA", "WAREHOUSE"]
-    spcs_env = {f"SNOWFLAKE_{name}": emulator_env[f"SNOWFLAKE_{name}"] for name in spcs_names}
-    table = new_table()
-    # Only a test moves the token path; the job itself always reads /snowflake/session/token.
-    code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import main; main.TOKEN_PATH = sys.argv[2]; "
-        "sys.argv = ['main.py'] + sys.argv[3:]; sys.exit(main.main())"
-    )
-    args = [str(JOB.parent), str(token_file), f"--query={TUTORIAL_QUERY}", f"--result_table={table}"]
-    job = subprocess.run(
-        [sys.executable, "-c", code, *args],
-        env={**without_snowflake_env(), **spcs_env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-    assert job.returncode == 0, job.stdout + job.stderr
-    assert "Job finished" in job.stdout
-    assert token not in job.stdout + job.stderr
-    assert len(table_rows(emulator_env, table)) == 1
-    login.close()
 
 
 def test_sigterm_ends_the_job_cleanly(tmp_path) -> None:

@@ -24,10 +24,11 @@ from snowflake.snowpark.exceptions import SnowparkClientException, SnowparkSessi
 
 # Snowflake writes the container's short-lived OAuth token here.
 TOKEN_PATH = "/snowflake/session/token"
-# SPCS sets SNOWFLAKE_ACCOUNT, _HOST, _PORT, _DATABASE and _SCHEMA; the spec sets _WAREHOUSE.
-SPCS_PARAMS = ("account", "host", "port", "protocol", "database", "schema", "warehouse")
+# SPCS sets SNOWFLAKE_ACCOUNT, _HOST, _PORT (443), _DATABASE and _SCHEMA; the spec sets _WAREHOUSE. Inside
+# SPCS the job connects with these over HTTPS, the connector's default, as the tutorial's code does.
+SPCS_PARAMS = ("account", "host", "port", "database", "schema", "warehouse")
 # Outside SPCS, the SNOWFLAKE_<NAME> env vars that map to a connection parameter <name>.
-ENV_PARAMS = (*SPCS_PARAMS, "user", "password", "role", "private_key_file", "private_key_file_pwd")
+ENV_PARAMS = (*SPCS_PARAMS, "protocol", "user", "password", "role", "private_key_file", "private_key_file_pwd")
 
 # After a failure, how long closing the session (or dropping a table the job created) may take: an
 # unreachable Snowflake would otherwise hold the job for another network timeout each.

@@ -6,7 +6,8 @@ One module a job, dependencies running one way:
 - `guard`: who may talk to it and how much: Host names, peers, JSON bodies, bounds, sessions, tickets;
 - `statements`: SPCS SQL turned into calls on the catalog (no Docker here);
 - `catalog`: compute pools, image repositories, services and functions, persisted (no SQL here);
-- `docker_backend`: runs the catalog's workloads on Docker (no SQL, no catalog);
+- `docker_backend`: runs the catalog's workloads on Docker, each behind its guard's firewall (no SQL, no catalog);
+- `tls`: the local CA and the certificate of the HTTPS front that containers reach;
 - `registry`: the image registry process and what it holds;
 - `fakesnow_fixes`: everything that adapts fakesnow, which runs the rest of the SQL.
 
@@ -19,7 +20,8 @@ DATABASE, SCHEMA, WAREHOUSE, ROLE = "TUTORIAL_DB", "DATA_SCHEMA", "TUTORIAL_WARE
 # What CURRENT_ORGANIZATION_NAME() and CURRENT_REGION() answer: no cloud's.
 ORGANIZATION, REGION = "LOCAL", "LOCAL"
 # Nothing leaves the machine: the connector's cloud platform detection (which asks 169.254.169.254 and
-# the like) stays off for every client of the emulator, jobs in the local SPCS included.
+# the like) stays off for every client of the emulator on the host. (The local SPCS's containers get only
+# what SPCS gives them: their firewall refuses those addresses.)
 LOCAL_ONLY = {"SNOWFLAKE_DISABLE_PLATFORM_DETECTION": "true"}
 
 

@@ -6,7 +6,7 @@ an integration's rules and secrets must exist, and so must the integrations a se
 """
 
 import json
-import os
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -14,10 +14,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from spcs_local.emulator.atomic import write
 from spcs_local.emulator.results import does_not_exist, invalid, put_new
 
 RULE_TYPES = ("IPV4", "AWSVPCEID", "AZURELINKID", "GCPPSCID", "HOST_PORT", "PRIVATE_HOST_PORT")
 RULE_MODES = ("INGRESS", "INTERNAL_STAGE", "EGRESS", "POSTGRES_INGRESS", "POSTGRES_EGRESS")
+# A HOST_PORT value: a host name (a leading `*.` for its subdomains) or an IPv4 address, and an optional port.
+LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HOST_PORT = re.compile(rf"(?:\*\.)?{LABEL}(?:\.{LABEL})*\.?(?::[0-9]{{1,5}})?")
 
 
 def now() -> datetime:
@@ -70,9 +74,7 @@ class Access:
         encode = lambda obj: {**asdict(obj), "created_on": obj.created_on.isoformat()}  # noqa: E731
         state = {"rules": [encode(r) for r in self.rules.values()],
                  "integrations": [encode(i) for i in self.integrations.values()]}  # fmt: skip
-        temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(state, indent=1))
-        os.replace(temporary, self.path)
+        write(self.path, json.dumps(state, indent=1).encode())
 
     # --- network rules -----------------------------------------------------------------------
 
@@ -83,10 +85,9 @@ class Access:
             raise invalid(f"SQL compilation error:\nMODE must be one of {', '.join(RULE_MODES)}.")
         if rule.rule_type == "HOST_PORT":
             for value in rule.value_list:
-                host, _, port = value.rpartition(":") if ":" in value else (value, "", "443")
-                if not host or not port.isdigit() or not 0 < int(port) < 65536:
-                    raise invalid(f"SQL compilation error:\nInvalid value '{value}' in VALUE_LIST: write host or "
-                                  "host:port.")  # fmt: skip
+                if not HOST_PORT.fullmatch(value) or not 0 < int(host_port(value).rpartition(":")[2]) < 65536:
+                    raise invalid(f"SQL compilation error:\nInvalid value '{value[:300]}' in VALUE_LIST: write a "
+                                  "host name (or *.domain, or 0.0.0.0), with :port or without (443).")  # fmt: skip
         with self.lock:
             answer = put_new(self.rules, rule.key, rule, rule.name, or_replace, if_not_exists)
             self.save()
@@ -131,6 +132,23 @@ class Access:
             self.save()
         return dropped is not None
 
+    def egress(self, names: list[str]) -> list[str]:
+        """Where a service or job with these integrations may connect: `host:port` from the EGRESS HOST_PORT
+        rules of those enabled (443 where a value names no port), each once."""
+        allowed: dict[str, None] = {}
+        for name in names:
+            integration = self.integrations.get(name)
+            for key in integration.allowed_network_rules if integration and integration.enabled else []:
+                rule = self.rules.get(key)
+                if rule and rule.mode == "EGRESS" and rule.rule_type == "HOST_PORT":
+                    allowed |= {host_port(value): None for value in rule.value_list}
+        return list(allowed)
+
     def check(self, names: list[Any]) -> list[str]:
         """The integrations a service or job names, each of which must exist."""
         return [self.integration(str(name)).name for name in names]
+
+
+def host_port(value: str) -> str:
+    """A HOST_PORT value with its port: 443 unless it names one."""
+    return value if ":" in value else f"{value}:443"

@@ -1,8 +1,12 @@
 """Runs workloads on the local Docker engine, the way SPCS runs a service or a job instance.
 
 - Images are pulled from the registry first, so that an image that was never pushed fails here too.
-- The containers of one instance share a network namespace (as in SPCS): the first joins the schema's
-  network with the service's DNS names and publishes the ports on 127.0.0.1; the others join it.
+- The containers of one instance share a network namespace (as in SPCS), which a small guard container
+  holds: it joins the schema's network with the service's DNS names, publishes the ports on 127.0.0.1,
+  and sets the namespace's firewall before any container of the spec starts. Port 443 of SNOWFLAKE_HOST
+  goes to the emulator's HTTPS front; the services of the schema are reachable; egress goes only where the
+  workload's integrations allow (host and port; a `*.domain` or `0.0.0.0` rule by port only); every other
+  connection is refused at once. Only the guard has NET_ADMIN, so the spec's containers can't undo it.
 - Services restart when they exit, as in SPCS; job containers run once.
 - Status comes from what runs: a container is READY once its readiness probe answers 200.
 - Every workload also joins the local SPCS's own network, whose gateway is where the emulator listens for
@@ -19,9 +23,11 @@ import ipaddress
 import re
 import tarfile
 import threading
+import time
 import urllib.error
 import urllib.request
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -29,20 +35,58 @@ import docker.errors
 import requests.exceptions
 from docker.models.containers import Container as DockerContainer
 
-from spcs_local.emulator.workload import BackendError, ContainerState, Workload
+from spcs_local.emulator.workload import BackendError, ContainerState, File, Workload
 
 INSTANCE = "spcs-local.instance"
 WORKLOAD = "spcs-local.workload"
 INDEX = "spcs-local.index"
 NAME = "spcs-local.container"
 READINESS = "spcs-local.readiness"
+GUARD = "spcs-local.guard"
 STOP_SECONDS = 5
+GUARD_SECONDS = 20  # for the guard to set the firewall
+# The guard's image: iptables on the Dockerfiles' base, built on first use.
+GUARD_DOCKERFILE = b"""FROM python:3.11-slim-bookworm
+RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iptables \\
+    && rm -rf /var/lib/apt/lists/*
+"""
+# The guard's firewall, on its arguments: the front's address, SNOWFLAKE_PORT and the port it goes to, the
+# schema network's subnet, the resolvers Docker's DNS asks for other names (it asks from the container's
+# namespace), then each host:port allowed. It prints `ready` once every rule is in place.
+GUARD_SCRIPT = """set -eu
+front=$1 snowflake=$2 port=$3 schema=$4 resolvers=$5
+shift 5
+iptables -w -t nat -A OUTPUT -p tcp -d "$front" --dport "$snowflake" -j DNAT --to-destination "$front:$port"
+iptables -w -A OUTPUT -o lo -j ACCEPT
+iptables -w -A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+iptables -w -A OUTPUT -p tcp -d "$front" --dport "$port" -j ACCEPT
+iptables -w -A OUTPUT -d "$schema" -j ACCEPT
+for resolver in $resolvers; do
+  iptables -w -A OUTPUT -p udp -d "$resolver" --dport 53 -j ACCEPT
+  iptables -w -A OUTPUT -p tcp -d "$resolver" --dport 53 -j ACCEPT
+done
+for allowed in "$@"; do
+  host=${allowed%:*} to=${allowed##*:}
+  case $host in
+    0.0.0.0|\\*.*) iptables -w -A OUTPUT -p tcp --dport "$to" -j ACCEPT ;;
+    *) getent ahostsv4 "$host" | while read -r address _; do
+         iptables -w -A OUTPUT -p tcp -d "$address" --dport "$to" -j ACCEPT
+       done ;;
+  esac
+done
+iptables -w -A OUTPUT -p tcp -j REJECT --reject-with tcp-reset
+iptables -w -A OUTPUT -j REJECT
+if ip6tables -w -A OUTPUT -o lo -j ACCEPT 2>/dev/null; then ip6tables -w -A OUTPUT -j REJECT; fi
+echo ready
+exec sleep infinity
+"""
 
 
 class DockerBackend:
     def __init__(self, instance: str, client: docker.DockerClient) -> None:
         self.instance, self.client = instance, client
         self.lock = threading.Lock()  # networks are created on first use, from several threads
+        self.image_lock = threading.Lock()  # and the guard's image
 
     @classmethod
     def connect(cls, instance: str) -> "DockerBackend | None":
@@ -67,8 +111,7 @@ class DockerBackend:
         self.remove(workload.key)
         for container in workload.containers:
             self.pull(container.image)
-        network, front = self.network(workload.network), self.network("front")
-        first = None
+        guard = self.start_guard(workload)
         for index, spec in enumerate(workload.containers):
             options: dict[str, Any] = {
                 "name": self.name(workload.key, spec.name),
@@ -80,7 +123,8 @@ class DockerBackend:
                     READINESS: f"{spec.readiness.port}{spec.readiness.path}" if spec.readiness else "",
                 },
                 "environment": spec.env,
-                "volumes": {host: {"bind": path, "mode": "ro"} for path, host in workload.files.items()}
+                "network_mode": f"container:{guard.id}",
+                "volumes": {host: {"bind": path, "mode": "ro"} for path, host in workload.mounts.items()}
                 | {
                     self.volume(workload.key, name): {"bind": path, "mode": "rw"} for name, path in spec.volumes.items()
                 },
@@ -96,27 +140,60 @@ class DockerBackend:
                 options["mem_limit"] = spec.memory
             if spec.nano_cpus:
                 options["nano_cpus"] = spec.nano_cpus
-            if first is None:
-                endpoint = self.client.api.create_endpoint_config(aliases=list(workload.hostnames))
-                options |= {
-                    "hostname": workload.hostnames[0],
-                    "network": network.name,
-                    "networking_config": {network.name: endpoint},
-                    "ports": {f"{port}/tcp": ("127.0.0.1", None) for port in workload.ports},
-                    "extra_hosts": workload.extra_hosts,
-                }
-            else:
-                options["network_mode"] = f"container:{first.id}"
             try:
                 container = self.client.containers.create(spec.image, **options)
-                if first is None:
-                    front.connect(container)
-                if spec.secret_files:  # into the container itself, never a file on the host
-                    container.put_archive("/", archive(spec.secret_files))
+                if spec.files:  # into the container itself, never a file on the host
+                    container.put_archive("/", archive(spec.files, owner(container.image)))
                 container.start()
             except docker.errors.DockerException as error:
                 raise BackendError(f"Container {spec.name} could not start: {explain(error)}") from None
-            first = first or container
+
+    def start_guard(self, workload: Workload) -> DockerContainer:
+        """The container that holds the workload's network namespace and its firewall, ready before the spec's."""
+        network, front = self.network(workload.network), self.network("front")
+        gateway, _ = self.front()
+        ports = [str(port) for port in workload.front]
+        schema = network.attrs["IPAM"]["Config"][0]["Subnet"]
+        endpoint = self.client.api.create_endpoint_config(aliases=list(workload.hostnames))
+        try:
+            guard = self.client.containers.create(
+                self.guard_image(),
+                ["sh", "-c", GUARD_SCRIPT, "guard", gateway, *ports, schema, " ".join(resolvers()), *workload.egress],
+                name=self.name(workload.key, "_guard"),
+                labels={INSTANCE: self.instance, WORKLOAD: workload.key, GUARD: "1"},
+                network=network.name,  # no hostname: Docker would make it a name on the front network too
+                networking_config={network.name: endpoint},
+                ports={f"{port}/tcp": ("127.0.0.1", None) for port in workload.ports},
+                extra_hosts=workload.extra_hosts,
+                cap_drop=["ALL"],
+                cap_add=["NET_ADMIN", "NET_RAW"],
+                restart_policy={"Name": "no"},
+                mem_limit=64 * 2**20,
+            )
+            front.connect(guard)
+            guard.start()
+        except docker.errors.DockerException as error:
+            raise BackendError(f"The network of {workload.key} could not be set up: {explain(error)}") from None
+        deadline = time.monotonic() + GUARD_SECONDS
+        while b"ready" not in guard.logs():
+            guard.reload()
+            if guard.status != "running" or time.monotonic() > deadline:
+                problem = " ".join(guard.logs(tail=5).decode(errors="replace").split())
+                raise BackendError(f"The firewall of {workload.key} could not be set: {problem or guard.status}")
+            time.sleep(0.02)
+        return guard
+
+    def guard_image(self) -> str:
+        tag = f"spcs-local-guard:{hashlib.sha256(GUARD_DOCKERFILE).hexdigest()[:12]}"
+        with self.image_lock:
+            try:
+                self.client.images.get(tag)
+            except docker.errors.ImageNotFound:
+                try:
+                    self.client.images.build(fileobj=io.BytesIO(GUARD_DOCKERFILE), tag=tag, rm=True)
+                except docker.errors.DockerException as error:
+                    raise BackendError(f"The image of the network guard could not be built: {explain(error)}") from None
+        return tag
 
     def name(self, key: str, name: str) -> str:
         """A container's or a volume's name: readable, and unique per workload whatever its name holds."""
@@ -143,14 +220,17 @@ class DockerBackend:
 
     # --- looking -------------------------------------------------------------------------------
 
-    def containers(self, key: str | None = None) -> list[DockerContainer]:
+    def containers(self, key: str | None = None, guards: bool = False) -> list[DockerContainer]:
+        """The spec's containers (or, with `guards`, the guards too, first)."""
         labels = [f"{INSTANCE}={self.instance}"] + ([f"{WORKLOAD}={key}"] if key else [])
         found = self.client.containers.list(all=True, filters={"label": labels})
-        return sorted(found, key=lambda c: int(c.labels.get(INDEX, "0")))
+        found = [c for c in found if guards or GUARD not in c.labels]
+        return sorted(found, key=lambda c: (GUARD not in c.labels, int(c.labels.get(INDEX, "0"))))
 
     def states(self, key: str) -> list[ContainerState] | None:
-        containers = self.containers(key)
-        return [state_of(container) for container in containers] or None
+        found = self.containers(key, guards=True)
+        guard = found[0] if found and GUARD in found[0].labels else None
+        return [state_of(container, guard) for container in found if container is not guard] or None
 
     def wait(self, key: str, cancelled: threading.Event | None = None) -> list[ContainerState]:
         for container in self.containers(key):
@@ -162,7 +242,12 @@ class DockerBackend:
                     break
                 except requests.exceptions.RequestException:  # not yet: look at `cancelled` again
                     continue
-        return self.states(key) or []
+        states = self.states(key) or []
+        if not (cancelled and cancelled.is_set()):  # the job is over: its guard holds nothing more
+            for guard in [c for c in self.containers(key, guards=True) if GUARD in c.labels]:
+                with contextlib.suppress(docker.errors.DockerException):
+                    guard.kill()
+        return states
 
     def logs(self, key: str, container: str, lines: int) -> str:
         for found in self.containers(key):
@@ -172,15 +257,15 @@ class DockerBackend:
         return ""
 
     def keys(self) -> set[str]:
-        return {container.labels[WORKLOAD] for container in self.containers()}
+        return {container.labels[WORKLOAD] for container in self.containers(guards=True)}
 
     # --- stopping ------------------------------------------------------------------------------
 
     def remove(self, key: str) -> None:
-        containers = self.containers(key)
-        for container in reversed(containers):  # the namespace's owner last
-            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-                container.stop(timeout=STOP_SECONDS)
+        for container in reversed(self.containers(key, guards=True)):  # the namespace's guard last
+            if GUARD not in container.labels:  # the guard only sleeps: it needs no time to stop
+                with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                    container.stop(timeout=STOP_SECONDS)
             with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True, v=True)
         prefix = self.name(key, "")
@@ -197,13 +282,27 @@ class DockerBackend:
                 network.remove()
 
 
-def state_of(container: DockerContainer) -> ContainerState:
-    """SPCS's view of a container: PENDING, READY (its probe answers), DONE or FAILED."""
+def resolvers() -> list[str]:
+    """The DNS servers Docker's embedded DNS forwards other names to, found as Docker finds them: the host's
+    resolv.conf without loopback addresses (systemd-resolved's own file when that leaves none), else Google's."""
+    for file in ("/etc/resolv.conf", "/run/systemd/resolve/resolv.conf"):
+        with contextlib.suppress(OSError):
+            found = re.findall(r"^\s*nameserver\s+([0-9.]+)\s*$", Path(file).read_text(), re.MULTILINE)
+            found = [address for address in found if not address.startswith("127.")]
+            if found:
+                return found
+    return ["8.8.8.8", "8.8.4.4"]
+
+
+def state_of(container: DockerContainer, guard: DockerContainer | None) -> ContainerState:
+    """SPCS's view of a container: PENDING, READY (its probe answers), DONE or FAILED. Its ports and address
+    are its guard's, whose network namespace it shares."""
     state = container.attrs["State"]
     exit_code = state.get("ExitCode") if state["Status"] in ("exited", "dead", "restarting") else None
+    network_settings = guard.attrs["NetworkSettings"] if guard else {}
     host_ports = {
         int(port.split("/")[0]): int(bindings[0]["HostPort"])
-        for port, bindings in (container.attrs["NetworkSettings"].get("Ports") or {}).items()
+        for port, bindings in (network_settings.get("Ports") or {}).items()
         if bindings
     }
     if state["Status"] == "running":
@@ -220,7 +319,7 @@ def state_of(container: DockerContainer) -> ContainerState:
             )
     else:
         status, message = "PENDING", "Waiting to start."
-    networks = container.attrs["NetworkSettings"].get("Networks") or {}
+    networks = network_settings.get("Networks") or {}
     image = container.attrs["Config"]["Image"]
     digests = (container.image.attrs.get("RepoDigests") or []) if container.image else []
     return ContainerState(
@@ -263,16 +362,24 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9_.-]+", "-", name.lower()).strip("-.") or "x"
 
 
-def archive(files: dict[str, str]) -> bytes:
-    """A tar of the files at their absolute paths, read-only, with the folders they need."""
+def archive(files: dict[str, File], user: tuple[int, int]) -> bytes:
+    """A tar of the files at their absolute paths, with their modes, owned by `user` (uid, gid)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for path, text in files.items():
-            data = text.encode()
+        for path, file in files.items():
+            data = file.text.encode()
             info = tarfile.TarInfo(path.lstrip("/"))
-            info.size, info.mode = len(data), 0o444
+            info.size, info.mode = len(data), file.mode
+            info.uid, info.gid = user
             tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
+
+
+def owner(image: Any) -> tuple[int, int]:
+    """The uid and gid an image runs as, where its USER gives them as numbers; root otherwise."""
+    user = str(((image.attrs if image else {}).get("Config") or {}).get("User") or "")
+    uid, _, gid = user.partition(":")
+    return (int(uid), int(gid or uid)) if uid.isdigit() and (gid or uid).isdigit() else (0, 0)
 
 
 def digest(key: str) -> str:

@@ -1,7 +1,7 @@
 """Who may talk to the local SPCS, and how much: Host names, peer addresses, content types, bounded bodies,
 sessions that expire, and tickets for stage uploads. No SQL, no Docker.
 
-- A request's `Host` must be a loopback name or address, or the name containers use (host.docker.internal):
+- A request's `Host` must be a loopback name or address, or the name containers use (SNOWFLAKE_HOST):
   a web page whose name was rebound to 127.0.0.1 is refused (DNS rebinding).
 - Its peer must be on an allowed network: loopback, or the local SPCS's own Docker network.
 - Requests with a body that matters are JSON (`Content-Type: application/json`), which a web page can't send

@@ -6,7 +6,6 @@ the secret, never what it holds.
 """
 
 import json
-import os
 import re
 import threading
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from spcs_local.emulator.atomic import write
 from spcs_local.emulator.results import does_not_exist, invalid, put_new
 
 
@@ -69,12 +69,8 @@ class SecretStore:
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.parent.chmod(0o700)
-        temporary = self.path.with_suffix(".tmp")
         records = [{**vars(s), "created_on": s.created_on.isoformat()} for s in self.secrets.values()]
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as file:
-            json.dump(records, file)
-        os.replace(temporary, self.path)
+        write(self.path, json.dumps(records).encode(), 0o600)
 
     def create(
         self, name: SecretName, options: dict[str, Any], owner: str, or_replace: bool, if_not_exists: bool

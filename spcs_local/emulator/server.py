@@ -2,13 +2,15 @@
 
 Without `registry`, it is the embedded Snowflake of `make demo` and the tests: SQL and stages only.
 With it (`make local-up`), SPCS statements run containers on Docker. The emulator then listens on
-127.0.0.1 for `snow` and the host, and on the gateway of the local SPCS's own Docker network for the
-containers, which reach it as host.docker.internal; there it answers only peers of that network, never a
-container of the default bridge or of anyone else. Stopping it (SIGTERM, SIGINT) cancels the statements
+127.0.0.1 (plain HTTP) for `snow` and the host, and over HTTPS on the gateway of the local SPCS's own Docker
+network for the containers, which reach it as SNOWFLAKE_HOST on port 443, as in SPCS, with a certificate of
+the local CA (`tls`); there it answers only peers of that network, never a container of the default bridge
+or of anyone else. Stopping it (SIGTERM, SIGINT) cancels the statements
 running (nothing half-written is committed) and what they wait on (service functions), and removes every
 container and network it started; the catalog stays, and the services come back when it starts again.
 """
 
+import asyncio
 import contextlib
 import hashlib
 import socket
@@ -19,7 +21,7 @@ from typing import Any
 
 import uvicorn
 
-from spcs_local.emulator import ACCOUNT, DATABASE, SCHEMA, fakesnow_fixes
+from spcs_local.emulator import ACCOUNT, DATABASE, SCHEMA, fakesnow_fixes, tls
 from spcs_local.emulator.catalog import Catalog, ObjectName, Settings
 from spcs_local.emulator.docker_backend import DockerBackend
 from spcs_local.emulator.front import Front
@@ -28,7 +30,8 @@ from spcs_local.emulator.registry import Registry
 from spcs_local.emulator.service_functions import Caller
 from spcs_local.emulator.statements import Statements, Storage
 
-CONTAINER_HOST = "host.docker.internal"  # how containers name the emulator (SNOWFLAKE_HOST)
+CONTAINER_HOST = "snowflake.local-spcs.internal"  # how containers name the emulator (SNOWFLAKE_HOST)
+SNOWFLAKE_PORT = 443  # where they reach it (SNOWFLAKE_PORT), as in SPCS; the backend forwards it to the front
 
 
 def serve(
@@ -46,42 +49,56 @@ def serve(
     spcs_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     (spcs_dir / "token").unlink(missing_ok=True)  # the one token of earlier versions: each workload has its own
     backend = DockerBackend.connect(instance_of(data_dir)) if registry else None
-    addresses, doors = [host], Doors()
-    extra_hosts = {}
+    doors, settings, tls_files, gateway = Doors(), Settings(ACCOUNT, CONTAINER_HOST, SNOWFLAKE_PORT, port), None, None
     if backend and host in ("127.0.0.1", "localhost"):
         gateway, subnet = backend.front()
-        addresses.append(gateway)
         doors = Doors(frozenset(LOOPBACK_NAMES | {CONTAINER_HOST}), (*LOOPBACK, subnet))
-        extra_hosts = {CONTAINER_HOST: gateway}
-    settings = Settings(ACCOUNT, CONTAINER_HOST, port, extra_hosts)
+        tls_files = tls.ensure(spcs_dir / "tls", (CONTAINER_HOST,), (gateway,))
+        settings = Settings(ACCOUNT, CONTAINER_HOST, SNOWFLAKE_PORT, port, {CONTAINER_HOST: gateway}, tls_files.bundle)
     catalog = Catalog(spcs_dir / "catalog.json", backend, Registry(registry) if registry else None, settings)
     for name, endpoints in external_services:
         catalog.register_external_service(name, endpoints)
-    sockets = [listen(address, port) for address in addresses]
+    plain_sockets = [listen(host, port)]
     with front_of(app, catalog, fakesnow_fixes.Storage(), poll_seconds, doors) as front:
         # h11, whose headers are bounded (httptools' are not); errors only: a stranger's malformed request must
         # not grow the log.
-        config = uvicorn.Config(front, http="h11", h11_max_incomplete_event_size=HEADER_BYTES, log_level="error",
-                                timeout_graceful_shutdown=2)  # fmt: skip
-        server = Server(config, front.cancel_all)
+        options: dict[str, Any] = {"http": "h11", "h11_max_incomplete_event_size": HEADER_BYTES,
+                                   "log_level": "error", "timeout_graceful_shutdown": 2}  # fmt: skip
+        servers = [Server(uvicorn.Config(front, **options), front.cancel_all)]
+        if tls_files and gateway:
+            https = uvicorn.Config(front, ssl_certfile=tls_files.certificate, ssl_keyfile=tls_files.key, **options)
+            servers.append(Server(https, front.cancel_all, signals=False))
+            servers[0].others = servers[1:]
         catalog.reconcile()
+        sockets = [plain_sockets, [listen(gateway, port)] if gateway and tls_files else []]
         try:
-            server.run(sockets=sockets)
+            asyncio.run(serve_all(servers, sockets))
         finally:
             if backend:
                 backend.close()
 
 
+async def serve_all(servers: list["Server"], sockets: list[list[socket.socket]]) -> None:
+    await asyncio.gather(*(server.serve(sockets=own) for server, own in zip(servers, sockets, strict=False)))
+
+
 class Server(uvicorn.Server):
     """uvicorn's server, which first cancels the statements running, and what they wait on, when it is told to
-    stop: what they wrote is rolled back instead of committed while the server drains."""
+    stop: what they wrote is rolled back instead of committed while the server drains. The first server takes
+    the signals and tells the others (the HTTPS front for containers) to stop with it."""
 
-    def __init__(self, config: uvicorn.Config, cancel: Callable[[], None]) -> None:
+    def __init__(self, config: uvicorn.Config, cancel: Callable[[], None], signals: bool = True) -> None:
         super().__init__(config)
-        self.cancel = cancel
+        self.cancel, self.signals = cancel, signals
+        self.others: list[Server] = []
+
+    def capture_signals(self) -> contextlib.AbstractContextManager[None]:
+        return super().capture_signals() if self.signals else contextlib.nullcontext()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.cancel()
+        for other in self.others:
+            other.should_exit = True
         super().handle_exit(sig, frame)
 
 

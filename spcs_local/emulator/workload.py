@@ -15,6 +15,15 @@ class Probe:
 
 
 @dataclass(frozen=True)
+class File:
+    """A file written into a container before it starts (never a file on the host): a secret, the session
+    token, a connections.toml. Owned by the image's user."""
+
+    text: str = field(repr=False)
+    mode: int = 0o444
+
+
+@dataclass(frozen=True)
 class Container:
     """One container of a spec, resolved: its image is a full registry reference."""
 
@@ -28,13 +37,15 @@ class Container:
     nano_cpus: int | None = None
     tmpfs: dict[str, int] = field(default_factory=dict)  # mount path -> size in bytes
     volumes: dict[str, str] = field(default_factory=dict)  # volume name -> mount path (shared in the workload)
-    secret_files: dict[str, str] = field(default_factory=dict, repr=False)  # path -> a secret's value, read-only
+    files: dict[str, File] = field(default_factory=dict)  # absolute path in the container -> its file
 
 
 @dataclass(frozen=True)
 class Workload:
     """A service or a job instance. Its containers share one network namespace, as in SPCS: one
-    set of DNS names on the schema's network, and its ports published on 127.0.0.1 so the host reaches them."""
+    set of DNS names on the schema's network, and its ports published on 127.0.0.1 so the host reaches them.
+    From it they reach the Snowflake front (SNOWFLAKE_HOST, port 443), the services of their schema, and the
+    `egress` ("host:port", "*.domain:port", "0.0.0.0:port") their integrations allow; nothing else."""
 
     key: str  # unique and stable: DATABASE.SCHEMA.NAME
     network: str  # one per schema, so that services find each other by DNS name
@@ -42,8 +53,10 @@ class Workload:
     job: bool
     containers: tuple[Container, ...]
     ports: tuple[int, ...] = ()
-    files: dict[str, str] = field(default_factory=dict)  # container path -> host file, read-only
-    extra_hosts: dict[str, str] = field(default_factory=dict)
+    mounts: dict[str, str] = field(default_factory=dict)  # container path -> host file, read-only
+    extra_hosts: dict[str, str] = field(default_factory=dict)  # name -> address, as in /etc/hosts
+    front: tuple[int, int] = (443, 443)  # the Snowflake front: the port containers use, and where it listens
+    egress: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,7 @@ emulator keeps beside them (secrets, network rules and integrations, in modules 
 """
 
 import contextlib
-import dataclasses
 import json
-import os
 import secrets
 import threading
 import time
@@ -23,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from spcs_local.emulator.access import Access
+from spcs_local.emulator.atomic import write
 from spcs_local.emulator.catalog.objects import (
     CANCELLED,
     INTERRUPTED,
     LOGS_TAIL_DEFAULT,
     OBJECT_TYPES,
-    TOKEN_PATH,
     ComputePool,
     Image,
     ImageRepository,
@@ -105,9 +103,7 @@ class Catalog(PoolsAndRepositories, Workloads):
         state = {kind: [encode(o) for o in getattr(self, kind).values() if not getattr(o, "external", None)]
                  for kind in OBJECT_TYPES}  # fmt: skip
         state["functions"] = [encode(function) for function in self.functions.values()]
-        temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(state, indent=1))
-        os.replace(temporary, self.path)
+        write(self.path, json.dumps(state, indent=1).encode())
 
     # --- services and jobs --------------------------------------------------------------------
 
@@ -191,9 +187,7 @@ class Catalog(PoolsAndRepositories, Workloads):
         try:
             with self.workload_lock(service):
                 if self.services.get(service.key) is service and not service.suspended:
-                    workload = self.workload(service)
-                    files = {**workload.files, TOKEN_PATH: self.issue_token(service)}
-                    self.containers_backend().start(dataclasses.replace(workload, files=files))
+                    self.containers_backend().start(self.workload(service, self.issue_token(service)))
         except (BackendError, SnowflakeError) as error:
             with self.lock:
                 service.failure = str(error)
@@ -254,15 +248,14 @@ class Catalog(PoolsAndRepositories, Workloads):
         return self.path.parent / "tokens" / file_name(service.workload_key)
 
     def issue_token(self, service: Service) -> str:
-        """The workload's OAuth token file, as SPCS mounts it: a random token, valid until the service is dropped."""
+        """The workload's OAuth token, which its containers get as SPCS mounts it: random, valid until the service
+        is dropped, and kept (0600) so that it stays valid when the local SPCS starts again."""
         file = self.token_file(service)
-        file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if service.workload_key not in self.tokens or not file.exists():
             self.tokens[service.workload_key] = secrets.token_urlsafe(32)
-            file.touch(mode=0o600)
-            file.write_text(self.tokens[service.workload_key])
-            file.chmod(0o644)  # the folder is the host's lock; a container's user of any uid reads its own mount
-        return str(file.resolve())
+            file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            write(file, self.tokens[service.workload_key].encode(), 0o600)
+        return self.tokens[service.workload_key]
 
     def valid_token(self, token: str) -> bool:
         """Whether a container of a service or job that exists logs in with this token."""

@@ -8,6 +8,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
@@ -16,7 +17,6 @@ from spcs_local.emulator.results import does_not_exist, invalid
 from spcs_local.emulator.workload import ContainerState
 from spcs_local.lint import as_spcs_reads
 
-TOKEN_PATH = "/snowflake/session/token"  # where SPCS puts a container's OAuth token
 LOGS_TAIL_DEFAULT = 100_000
 INTERRUPTED = "Interrupted: the local SPCS stopped while the job ran."
 REGISTRY_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")  # of an image's path, as registries take it
@@ -71,12 +71,16 @@ class ImageStore(Protocol):
 
 @dataclass(frozen=True)
 class Settings:
-    """How containers reach the emulator: SPCS injects these as SNOWFLAKE_* variables and a token file."""
+    """How containers reach the emulator: SPCS injects these as SNOWFLAKE_* variables and a token file.
+    `front_port` is where the front really listens (the backend forwards `snowflake_port` to it); `trust` is
+    the bundle of roots, the local CA's included, that containers verify it with."""
 
     account: str
     snowflake_host: str
     snowflake_port: int
+    front_port: int
     extra_hosts: dict[str, str] = field(default_factory=dict)
+    trust: Path | None = None
 
 
 @dataclass

@@ -1,9 +1,10 @@
 """A service's spec as a workload for the backend: checked by the linter, its images resolved in the registry,
-its secrets, limits and volumes as SPCS gives them."""
+its secrets, session token, limits, volumes and egress as SPCS gives them."""
 
+import json
 import os
+from typing import Any
 
-from spcs_local.emulator import LOCAL_ONLY
 from spcs_local.emulator.catalog.objects import (
     INSTANCE_FAMILIES,
     Capacity,
@@ -15,15 +16,19 @@ from spcs_local.emulator.catalog.objects import (
 )
 from spcs_local.emulator.results import does_not_exist, invalid, unsupported
 from spcs_local.emulator.secret_store import secret_name
-from spcs_local.emulator.workload import Backend, Container, Probe, Workload
+from spcs_local.emulator.workload import Backend, Container, File, Probe, Workload
 from spcs_local.lint import ERROR, lint
+
+SESSION_FOLDER = "/snowflake/session"  # where SPCS mounts the token, unless sessionTokenConfig.path says otherwise
+TRUST_BUNDLE = "/etc/ssl/certs/local-spcs-ca-bundle.pem"  # the host's roots and the local CA, read-only
 
 
 class Workloads:
     """Part of the Catalog: specs turned into workloads."""
 
-    def workload(self, service: Service) -> Workload:
-        """The spec, checked by the spec linter and resolved against the repositories and the registry."""
+    def workload(self, service: Service, token: str = "") -> Workload:
+        """The spec, checked by the spec linter and resolved against the repositories and the registry; each
+        container gets the service's OAuth `token` as its sessionTokenConfig says."""
         errors = [problem for problem in lint(service.spec) if problem.level == ERROR]
         if errors:
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
@@ -37,9 +42,9 @@ class Workloads:
             "SNOWFLAKE_PORT": str(settings.snowflake_port),
             "SNOWFLAKE_DATABASE": service.database,
             "SNOWFLAKE_SCHEMA": service.schema,
-            "SNOWFLAKE_PROTOCOL": "http",  # the emulator speaks plain HTTP; SPCS needs no such variable
-            **LOCAL_ONLY,  # nor this one: no probe of cloud metadata leaves the machine
         }
+        if settings.trust:  # the standard trust settings: OpenSSL's and Python's, requests', Node.js's
+            injected |= {name: TRUST_BUNDLE for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS")}
         containers, ports = [], {e["port"] for e in spec.get("endpoints") or [] if "port" in e}
         node = self.node_capacity(service)
         for entry in spec["containers"]:
@@ -61,11 +66,12 @@ class Workloads:
                 else:
                     raise unsupported(f"volumes with source {source}")
             secret_env, secret_files = self.container_secrets(service, entry.get("secrets") or [])
+            session_env, session_files = self.session_files(service, entry, token)
             containers.append(
                 Container(
                     name=entry["name"],
                     image=self.image_reference(entry["image"]),
-                    env={**injected, **spec_env(entry.get("env")), **secret_env},
+                    env={**injected, **spec_env(entry.get("env")), **secret_env, **session_env},
                     command=entry.get("command"),
                     args=entry.get("args"),
                     readiness=Probe(probe["port"], probe["path"]) if probe else None,
@@ -74,7 +80,7 @@ class Workloads:
                     nano_cpus=min(cpus or node.nano_cpus or 0, (os.cpu_count() or 1) * 10**9) or None,
                     tmpfs=tmpfs,
                     volumes=shared,
-                    secret_files=secret_files,
+                    files=secret_files | session_files,
                 )
             )
         return Workload(
@@ -84,10 +90,38 @@ class Workloads:
             job=service.is_job,
             containers=tuple(containers),
             ports=tuple(sorted(ports)),
+            mounts={TRUST_BUNDLE: str(settings.trust)} if settings.trust else {},
             extra_hosts=settings.extra_hosts,
+            front=(settings.snowflake_port, settings.front_port),
+            egress=tuple(self.access.egress(service.external_access_integrations)),
         )
 
-    def container_secrets(self, service: Service, references: list[dict]) -> tuple[dict[str, str], dict[str, str]]:
+    def session_files(self, service: Service, entry: dict[str, Any], token: str) -> tuple[dict[str, str], dict]:
+        """The session token as mountSessionToken and sessionTokenConfig say, with the generated connections.toml
+        (and SNOWFLAKE_HOME) under mountConnectionConfig; both with the token's mode."""
+        if entry.get("mountSessionToken") is False:
+            return {}, {}
+        config = entry.get("sessionTokenConfig") or {}
+        folder, mode = config.get("path", SESSION_FOLDER), int(config.get("permission", "0644"), 8)
+        files = {f"{folder}/token": File(token, mode)}
+        if not config.get("mountConnectionConfig"):
+            return {}, files
+        settings = self.settings
+        default = {
+            "account": settings.account,
+            "host": settings.snowflake_host,
+            "port": settings.snowflake_port,
+            "protocol": "https",
+            "authenticator": "oauth",
+            "token_file_path": f"{folder}/token",
+            "database": service.database,
+            "schema": service.schema,
+        } | ({"warehouse": service.query_warehouse} if service.query_warehouse else {})
+        lines = ["[default]"] + [f"{key} = {json.dumps(value)}" for key, value in default.items()]  # TOML's strings
+        files[f"{folder}/connections.toml"] = File("\n".join(lines) + "\n", mode)
+        return {"SNOWFLAKE_HOME": folder}, files
+
+    def container_secrets(self, service: Service, references: list[dict]) -> tuple[dict[str, str], dict[str, File]]:
         """A container's `secrets`: the environment variables (envVarName with secretKeyRef) and the files
         (directoryPath, a file a key) they give it. A secret that doesn't exist is Snowflake's error."""
         env, files = {}, {}
@@ -99,7 +133,7 @@ class Workloads:
                 env[reference["envVarName"]] = self.secrets.value(name, reference["secretKeyRef"])
             else:
                 folder = reference["directoryPath"].rstrip("/")
-                files |= {f"{folder}/{key}": value for key, value in self.secrets.files(name).items()}
+                files |= {f"{folder}/{key}": File(value) for key, value in self.secrets.files(name).items()}
         return env, files
 
     def node_capacity(self, service: Service) -> "Capacity":
