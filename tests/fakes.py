@@ -1,6 +1,7 @@
 """Stand-ins for what the local SPCS's catalog drives, so that its statements are tested without Docker."""
 
 import contextlib
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -55,6 +56,11 @@ class FakeBackend:
                 states.append(ContainerState(container.name, status, "Running", container.image,
                                              ports={port: 40000 + port for port in workload.ports}))  # fmt: skip
         return states
+
+    def set_egress(self, key: str, egress: tuple[str, ...]) -> None:
+        if key not in self.running:
+            raise BackendError(f"{key} is not running")
+        self.running[key] = dataclasses.replace(self.running[key], egress=egress)
 
     def wait(self, key: str, cancelled: threading.Event | None = None) -> list[ContainerState]:
         (cancelled or threading.Event()).wait(self.job_seconds)

@@ -298,14 +298,31 @@ except OSError as error:
     print("egress refused", type(error).__name__)
 """
 
+# The token where sessionTokenConfig puts it, with its mode and the image user's ownership, and the generated
+# connections.toml that the connector finds through SNOWFLAKE_HOME.
+CONNECTION_CONFIG_JOB = """
+import os, stat
+import snowflake.connector
+token = os.stat(os.path.join(os.environ["SNOWFLAKE_HOME"], "token"))
+print("token", oct(stat.S_IMODE(token.st_mode)), token.st_uid == os.getuid())
+with snowflake.connector.connect(connection_name="default") as connection:
+    print("config", connection.cursor().execute("SELECT CURRENT_ACCOUNT()").fetchone()[0])
+"""
+
 
 def contract_spec(url: str) -> str:
+    image = "/tutorial_db/data_schema/tutorial_repository/my_job_image:latest"
     return json.dumps({"spec": {"containers": [{
         "name": "main",
-        "image": "/tutorial_db/data_schema/tutorial_repository/my_job_image:latest",
+        "image": image,
         "command": ["python3", "-c", SPCS_CONTRACT_JOB, url],
         "secrets": [{"snowflakeSecret": "api_key", "secretKeyRef": "secret_string", "envVarName": "API_KEY"},
                     {"snowflakeSecret": {"objectName": "api_key"}, "directoryPath": "/run/secrets/api"}],
+    }, {
+        "name": "config",
+        "image": image,
+        "command": ["python3", "-c", CONNECTION_CONFIG_JOB],
+        "sessionTokenConfig": {"path": "/app/session", "permission": "0600", "mountConnectionConfig": True},
     }]}})  # fmt: skip
 
 
@@ -349,6 +366,7 @@ def test_a_job_written_for_spcs_runs_over_https_and_reaches_out_only_through_an_
                          "--spec-path", str(spec), *integration)  # fmt: skip
         assert job.returncode == 0, job.stdout + job.stderr
         outputs[name] = local.snow("spcs", "service", "logs", name, "--container-name", "main", "--instance-id", "0")
+    config = local.snow("spcs", "service", "logs", "closed_job", "--container-name", "config", "--instance-id", "0")
 
     closed = outputs["closed_job"].stdout
     assert "variables ['SNOWFLAKE_ACCOUNT', 'SNOWFLAKE_DATABASE', 'SNOWFLAKE_HOST', 'SNOWFLAKE_PORT', " \
@@ -356,6 +374,30 @@ def test_a_job_written_for_spcs_runs_over_https_and_reaches_out_only_through_an_
     assert "account TUTORIAL 443" in closed and "secrets True True" in closed
     assert "egress refused URLError" in closed
     assert "egress reached" in outputs["open_job"].stdout
+    assert "token 0o600 True" in config.stdout and "config TUTORIAL" in config.stdout
+
+
+def test_a_running_services_egress_follows_its_integrations_at_once(
+    local: Local, outside: str, docker_client: docker.DockerClient
+) -> None:
+    address = outside.removeprefix("http://").rstrip("/")
+    for sql in (f"CREATE OR REPLACE NETWORK RULE outside TYPE = HOST_PORT MODE = EGRESS VALUE_LIST = ('{address}')",
+                "CREATE OR REPLACE EXTERNAL ACCESS INTEGRATION outside_access ALLOWED_NETWORK_RULES = (outside) "
+                "ENABLED = TRUE"):  # fmt: skip
+        assert local.snow("sql", "-q", sql).returncode == 0
+    [echo] = docker_client.containers.list(filters={"label": [local.label, "spcs-local.container=echo"]})
+    probe = ["python3", "-c", PROBE, outside]
+
+    def reached() -> bool:
+        return echo.exec_run(probe).output.decode().split()[-1] == "200"
+
+    before = reached()
+    opened = local.snow("sql", "-q", "ALTER SERVICE echo_service SET EXTERNAL_ACCESS_INTEGRATIONS = (outside_access)")
+    after_alter = reached()
+    dropped = local.snow("sql", "-q", "DROP INTEGRATION outside_access")
+
+    assert opened.returncode == 0 and dropped.returncode == 0
+    assert (before, after_alter, reached()) == (False, True, False)
 
 
 def test_after_a_restart_the_service_comes_back(local: Local) -> None:

@@ -100,6 +100,49 @@ def test_alter_service_set_checks_and_keeps_the_integrations(spcs: LocalSPCS) ->
     assert "Integration 'NOPE'" in error_of(spcs, "ALTER SERVICE s SET EXTERNAL_ACCESS_INTEGRATIONS = (nope)").message
 
 
+def test_a_workload_reaches_what_its_enabled_integrations_rules_allow(spcs: LocalSPCS) -> None:
+    spcs.sql(RULE)
+    spcs.sql(INTEGRATION)
+    spcs.sql("CREATE NETWORK RULE all_https TYPE = HOST_PORT MODE = EGRESS VALUE_LIST = ('0.0.0.0:443')")
+    spcs.sql("CREATE EXTERNAL ACCESS INTEGRATION off ALLOWED_NETWORK_RULES = (all_https) ENABLED = FALSE")
+    job = "EXECUTE JOB SERVICE IN COMPUTE POOL tutorial_compute_pool NAME = {} {} FROM SPECIFICATION $${}$$"
+
+    spcs.sql(job.format("closed", "", JOB_SPEC))
+    spcs.sql(job.format("opened", "EXTERNAL_ACCESS_INTEGRATIONS = (pypi_access, off)", JOB_SPEC))
+
+    closed, opened = spcs.backend.started[-2:]
+    assert closed.egress == ()  # closed by default: the front and the schema's services only
+    assert opened.egress == ("pypi.org:443", "files.pythonhosted.org:443")  # 443 where no port is named
+
+
+def test_a_change_of_integrations_or_rules_reaches_running_services_at_once(spcs: LocalSPCS) -> None:
+    spcs.sql(RULE)
+    spcs.sql(INTEGRATION)
+    spcs.sql(f"CREATE SERVICE s IN COMPUTE POOL tutorial_compute_pool FROM SPECIFICATION $${JOB_SPEC}$$")
+    spcs.sql("SELECT SYSTEM$WAIT_FOR_SERVICES(10, 's')")
+    spcs.sql("ALTER SERVICE s SET EXTERNAL_ACCESS_INTEGRATIONS = (pypi_access)")
+    after_alter = running_egress(spcs, "S")
+    spcs.sql("CREATE OR REPLACE NETWORK RULE pypi_rule TYPE = HOST_PORT MODE = EGRESS VALUE_LIST = ('pypi.org:8443')")
+    after_rule = running_egress(spcs, "S")
+    spcs.sql("DROP INTEGRATION pypi_access")
+
+    assert after_alter == ("pypi.org:443", "files.pythonhosted.org:443")
+    assert after_rule == ("pypi.org:8443",)
+    assert running_egress(spcs, "S") == ()
+
+
+def running_egress(spcs: LocalSPCS, name: str) -> tuple[str, ...]:
+    """Where the running instance of a service may connect, as its backend was last told."""
+    return spcs.backend.running[spcs.catalog.services[f"TUTORIAL_DB.DATA_SCHEMA.{name}"].workload_key].egress
+
+
+@pytest.mark.parametrize("value", ["pypi.org;reboot", "pypi.org:443:1", "../etc", "$(id)", "host name", "*.*"])
+def test_a_rule_value_is_a_host_and_port_only(spcs: LocalSPCS, value: str) -> None:
+    rule = f"CREATE NETWORK RULE r TYPE = HOST_PORT MODE = EGRESS VALUE_LIST = ('{value}')"
+
+    assert "Invalid value" in error_of(spcs, rule).message
+
+
 @pytest.mark.parametrize(
     ("grant", "problem"),
     [

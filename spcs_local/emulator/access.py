@@ -59,6 +59,7 @@ class Integration:
 class Access:
     def __init__(self, path: Path) -> None:
         self.path, self.lock = path, threading.Lock()
+        self.on_changed: Callable[[], None] = lambda: None  # running services' egress follows each change
         self.rules: dict[str, NetworkRule] = {}
         self.integrations: dict[str, Integration] = {}
         if path.exists():
@@ -75,6 +76,7 @@ class Access:
         state = {"rules": [encode(r) for r in self.rules.values()],
                  "integrations": [encode(i) for i in self.integrations.values()]}  # fmt: skip
         write(self.path, json.dumps(state, indent=1).encode())
+        self.on_changed()
 
     # --- network rules -----------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ Everything it creates carries the labels of its local SPCS instance, so that `cl
 finds all of it again, and two local SPCS instances on one engine leave each other alone.
 """
 
+import concurrent.futures
 import contextlib
 import hashlib
 import io
@@ -35,7 +36,7 @@ import docker.errors
 import requests.exceptions
 from docker.models.containers import Container as DockerContainer
 
-from spcs_local.emulator.workload import BackendError, ContainerState, File, Workload
+from spcs_local.emulator.workload import BackendError, Container, ContainerState, File, Workload
 
 INSTANCE = "spcs-local.instance"
 WORKLOAD = "spcs-local.workload"
@@ -50,36 +51,49 @@ GUARD_DOCKERFILE = b"""FROM python:3.11-slim-bookworm
 RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iptables \\
     && rm -rf /var/lib/apt/lists/*
 """
-# The guard's firewall, on its arguments: the front's address, SNOWFLAKE_PORT and the port it goes to, the
-# schema network's subnet, the resolvers Docker's DNS asks for other names (it asks from the container's
-# namespace), then each host:port allowed. It prints `ready` once every rule is in place.
-GUARD_SCRIPT = """set -eu
+# The firewall of a workload's network namespace, on its arguments: the front's address, SNOWFLAKE_PORT and
+# the port it goes to, the schema network's subnet, the resolvers Docker's DNS asks for other names (it asks
+# from the container's namespace), then each host:port allowed. The filter table is replaced whole, at once
+# (iptables-restore), so that a change never leaves a moment open.
+FIREWALL = """set -eu
 front=$1 snowflake=$2 port=$3 schema=$4 resolvers=$5
 shift 5
+rules() {
+  printf '*filter\\n:INPUT ACCEPT [0:0]\\n:FORWARD ACCEPT [0:0]\\n:OUTPUT ACCEPT [0:0]\\n'
+  echo "-A OUTPUT -o lo -j ACCEPT"
+  echo "-A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"
+  echo "-A OUTPUT -p tcp -d $front --dport $port -j ACCEPT"
+  echo "-A OUTPUT -d $schema -j ACCEPT"
+  for resolver in $resolvers; do
+    echo "-A OUTPUT -p udp -d $resolver --dport 53 -j ACCEPT"
+    echo "-A OUTPUT -p tcp -d $resolver --dport 53 -j ACCEPT"
+  done
+  for allowed in "$@"; do
+    case $allowed in *[!A-Za-z0-9.:*-]*) continue ;; esac
+    host=${allowed%:*} to=${allowed##*:}
+    case $host in
+      0.0.0.0|\\*.*) echo "-A OUTPUT -p tcp --dport $to -j ACCEPT" ;;
+      *) getent ahostsv4 "$host" | while read -r address kind _; do
+           if [ "$kind" = STREAM ]; then echo "-A OUTPUT -p tcp -d $address --dport $to -j ACCEPT"; fi
+         done ;;
+    esac
+  done
+  echo "-A OUTPUT -p tcp -j REJECT --reject-with tcp-reset"
+  echo "-A OUTPUT -j REJECT"
+  echo "COMMIT"
+}
+rules "$@" | iptables-restore -w
+"""
+# The guard: the firewall, SNOWFLAKE_HOST:443 to the front, no IPv6; `ready`, then it holds the namespace.
+GUARD_SCRIPT = (
+    FIREWALL
+    + """
 iptables -w -t nat -A OUTPUT -p tcp -d "$front" --dport "$snowflake" -j DNAT --to-destination "$front:$port"
-iptables -w -A OUTPUT -o lo -j ACCEPT
-iptables -w -A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
-iptables -w -A OUTPUT -p tcp -d "$front" --dport "$port" -j ACCEPT
-iptables -w -A OUTPUT -d "$schema" -j ACCEPT
-for resolver in $resolvers; do
-  iptables -w -A OUTPUT -p udp -d "$resolver" --dport 53 -j ACCEPT
-  iptables -w -A OUTPUT -p tcp -d "$resolver" --dport 53 -j ACCEPT
-done
-for allowed in "$@"; do
-  host=${allowed%:*} to=${allowed##*:}
-  case $host in
-    0.0.0.0|\\*.*) iptables -w -A OUTPUT -p tcp --dport "$to" -j ACCEPT ;;
-    *) getent ahostsv4 "$host" | while read -r address _; do
-         iptables -w -A OUTPUT -p tcp -d "$address" --dport "$to" -j ACCEPT
-       done ;;
-  esac
-done
-iptables -w -A OUTPUT -p tcp -j REJECT --reject-with tcp-reset
-iptables -w -A OUTPUT -j REJECT
 if ip6tables -w -A OUTPUT -o lo -j ACCEPT 2>/dev/null; then ip6tables -w -A OUTPUT -j REJECT; fi
 echo ready
 exec sleep infinity
 """
+)
 
 
 class DockerBackend:
@@ -101,57 +115,73 @@ class DockerBackend:
     def front(self) -> tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network]:
         """The local SPCS's own network, which every workload joins: the host's address on it (its gateway),
         where containers reach the emulator, and its subnet, the peers the emulator answers there."""
-        config = self.network("front").attrs["IPAM"]["Config"][0]
-        subnet = ipaddress.ip_network(config["Subnet"])
-        return config.get("Gateway") or str(next(subnet.hosts())), subnet
+        return gateway_of(self.network("front"))
 
     # --- running -------------------------------------------------------------------------------
 
     def start(self, workload: Workload) -> None:
+        """Start the workload's guard, then its containers once the firewall is set; on a failure, nothing of it
+        is left."""
         self.remove(workload.key)
-        for container in workload.containers:
-            self.pull(container.image)
-        guard = self.start_guard(workload)
-        for index, spec in enumerate(workload.containers):
-            options: dict[str, Any] = {
-                "name": self.name(workload.key, spec.name),
-                "labels": {
-                    INSTANCE: self.instance,
-                    WORKLOAD: workload.key,
-                    INDEX: str(index),
-                    NAME: spec.name,
-                    READINESS: f"{spec.readiness.port}{spec.readiness.path}" if spec.readiness else "",
-                },
-                "environment": spec.env,
-                "network_mode": f"container:{guard.id}",
-                "volumes": {host: {"bind": path, "mode": "ro"} for path, host in workload.mounts.items()}
-                | {
-                    self.volume(workload.key, name): {"bind": path, "mode": "rw"} for name, path in spec.volumes.items()
-                },
-                "tmpfs": {path: f"size={size}" for path, size in spec.tmpfs.items()},
-                "restart_policy": {"Name": "no"} if workload.job else {"Name": "unless-stopped"},
-                "stop_signal": "SIGTERM",
-            }
-            if spec.command is not None:
-                options["entrypoint"] = spec.command
-            if spec.args is not None:
-                options["command"] = spec.args
-            if spec.memory:
-                options["mem_limit"] = spec.memory
-            if spec.nano_cpus:
-                options["nano_cpus"] = spec.nano_cpus
-            try:
-                container = self.client.containers.create(spec.image, **options)
-                if spec.files:  # into the container itself, never a file on the host
-                    container.put_archive("/", archive(spec.files, owner(container.image)))
-                container.start()
-            except docker.errors.DockerException as error:
-                raise BackendError(f"Container {spec.name} could not start: {explain(error)}") from None
+        try:
+            with concurrent.futures.ThreadPoolExecutor() as pool:  # the guard starts while the images are pulled
+                pulls = [pool.submit(self.pull, container.image) for container in workload.containers]
+                guard = self.create_guard(workload)
+                starting = pool.submit(self.start_guard, workload, guard)
+                for pull in pulls:
+                    pull.result()
+                # Created while the guard starts and sets the firewall; started only once it is set.
+                created = [(self.create(workload, i, spec, guard), spec) for i, spec in enumerate(workload.containers)]
+                starting.result()
+            self.wait_for_firewall(workload.key, guard)
+            for container, spec in created:
+                try:
+                    container.start()
+                except docker.errors.DockerException as error:
+                    raise BackendError(f"Container {spec.name} could not start: {explain(error)}") from None
+        except BackendError:
+            self.remove(workload.key)
+            raise
 
-    def start_guard(self, workload: Workload) -> DockerContainer:
-        """The container that holds the workload's network namespace and its firewall, ready before the spec's."""
+    def create(self, workload: Workload, index: int, spec: Container, guard: DockerContainer) -> DockerContainer:
+        """A container of the spec, in its guard's network namespace, with its files written in."""
+        options: dict[str, Any] = {
+            "name": self.name(workload.key, spec.name),
+            "labels": {
+                INSTANCE: self.instance,
+                WORKLOAD: workload.key,
+                INDEX: str(index),
+                NAME: spec.name,
+                READINESS: f"{spec.readiness.port}{spec.readiness.path}" if spec.readiness else "",
+            },
+            "environment": spec.env,
+            "network_mode": f"container:{guard.id}",
+            "volumes": {host: {"bind": path, "mode": "ro"} for path, host in workload.mounts.items()}
+            | {self.volume(workload.key, name): {"bind": path, "mode": "rw"} for name, path in spec.volumes.items()},
+            "tmpfs": {path: f"size={size}" for path, size in spec.tmpfs.items()},
+            "restart_policy": {"Name": "no"} if workload.job else {"Name": "unless-stopped"},
+            "stop_signal": "SIGTERM",
+        }
+        if spec.command is not None:
+            options["entrypoint"] = spec.command
+        if spec.args is not None:
+            options["command"] = spec.args
+        if spec.memory:
+            options["mem_limit"] = spec.memory
+        if spec.nano_cpus:
+            options["nano_cpus"] = spec.nano_cpus
+        try:
+            container = self.client.containers.create(spec.image, **options)
+            if spec.files:  # into the container itself, never a file on the host
+                container.put_archive("/", archive(spec.files, owner(container.image)))
+        except docker.errors.DockerException as error:
+            raise BackendError(f"Container {spec.name} could not start: {explain(error)}") from None
+        return container
+
+    def create_guard(self, workload: Workload) -> DockerContainer:
+        """The container that holds the workload's network namespace and sets its firewall."""
         network, front = self.network(workload.network), self.network("front")
-        gateway, _ = self.front()
+        gateway, _ = gateway_of(front)
         ports = [str(port) for port in workload.front]
         schema = network.attrs["IPAM"]["Config"][0]["Subnet"]
         endpoint = self.client.api.create_endpoint_config(aliases=list(workload.hostnames))
@@ -171,17 +201,26 @@ class DockerBackend:
                 mem_limit=64 * 2**20,
             )
             front.connect(guard)
+        except docker.errors.DockerException as error:
+            raise BackendError(f"The network of {workload.key} could not be set up: {explain(error)}") from None
+        return guard
+
+    @staticmethod
+    def start_guard(workload: Workload, guard: DockerContainer) -> None:
+        try:
             guard.start()
         except docker.errors.DockerException as error:
             raise BackendError(f"The network of {workload.key} could not be set up: {explain(error)}") from None
+
+    @staticmethod
+    def wait_for_firewall(key: str, guard: DockerContainer) -> None:
         deadline = time.monotonic() + GUARD_SECONDS
         while b"ready" not in guard.logs():
             guard.reload()
             if guard.status != "running" or time.monotonic() > deadline:
                 problem = " ".join(guard.logs(tail=5).decode(errors="replace").split())
-                raise BackendError(f"The firewall of {workload.key} could not be set: {problem or guard.status}")
-            time.sleep(0.02)
-        return guard
+                raise BackendError(f"The firewall of {key} could not be set: {problem or guard.status}")
+            time.sleep(0.01)
 
     def guard_image(self) -> str:
         tag = f"spcs-local-guard:{hashlib.sha256(GUARD_DOCKERFILE).hexdigest()[:12]}"
@@ -194,6 +233,20 @@ class DockerBackend:
                 except docker.errors.DockerException as error:
                     raise BackendError(f"The image of the network guard could not be built: {explain(error)}") from None
         return tag
+
+    def set_egress(self, key: str, egress: tuple[str, ...]) -> None:
+        """A running instance's firewall, made again with this egress: a change of its integrations or their
+        rules applies at once, as in SPCS."""
+        for guard in self.containers(key, guards=True):
+            if GUARD in guard.labels and guard.status == "running":
+                fixed = guard.attrs["Config"]["Cmd"][3:9]  # $0, the front, its ports, the schema, the resolvers
+                try:
+                    result = guard.exec_run(["sh", "-c", FIREWALL, *fixed, *egress])
+                except docker.errors.DockerException as error:
+                    raise BackendError(f"The firewall of {key} could not be changed: {explain(error)}") from None
+                if result.exit_code != 0:
+                    problem = " ".join(result.output.decode(errors="replace").split())
+                    raise BackendError(f"The firewall of {key} could not be changed: {problem}")
 
     def name(self, key: str, name: str) -> str:
         """A container's or a volume's name: readable, and unique per workload whatever its name holds."""
@@ -223,7 +276,7 @@ class DockerBackend:
     def containers(self, key: str | None = None, guards: bool = False) -> list[DockerContainer]:
         """The spec's containers (or, with `guards`, the guards too, first)."""
         labels = [f"{INSTANCE}={self.instance}"] + ([f"{WORKLOAD}={key}"] if key else [])
-        found = self.client.containers.list(all=True, filters={"label": labels})
+        found = self.client.containers.list(all=True, filters={"label": labels}, ignore_removed=True)
         found = [c for c in found if guards or GUARD not in c.labels]
         return sorted(found, key=lambda c: (GUARD not in c.labels, int(c.labels.get(INDEX, "0"))))
 
@@ -244,10 +297,13 @@ class DockerBackend:
                     continue
         states = self.states(key) or []
         if not (cancelled and cancelled.is_set()):  # the job is over: its guard holds nothing more
-            for guard in [c for c in self.containers(key, guards=True) if GUARD in c.labels]:
-                with contextlib.suppress(docker.errors.DockerException):
-                    guard.kill()
+            threading.Thread(target=self.stop_guard, args=(key,), daemon=True).start()
         return states
+
+    def stop_guard(self, key: str) -> None:
+        for guard in [c for c in self.containers(key, guards=True) if GUARD in c.labels]:
+            with contextlib.suppress(docker.errors.DockerException):
+                guard.kill()
 
     def logs(self, key: str, container: str, lines: int) -> str:
         for found in self.containers(key):
@@ -280,6 +336,12 @@ class DockerBackend:
         for network in self.client.networks.list(filters={"label": f"{INSTANCE}={self.instance}"}):
             with contextlib.suppress(docker.errors.DockerException):
                 network.remove()
+
+
+def gateway_of(network: Any) -> tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    config = network.attrs["IPAM"]["Config"][0]
+    subnet = ipaddress.ip_network(config["Subnet"])
+    return config.get("Gateway") or str(next(subnet.hosts())), subnet
 
 
 def resolvers() -> list[str]:
@@ -321,7 +383,9 @@ def state_of(container: DockerContainer, guard: DockerContainer | None) -> Conta
         status, message = "PENDING", "Waiting to start."
     networks = network_settings.get("Networks") or {}
     image = container.attrs["Config"]["Image"]
-    digests = (container.image.attrs.get("RepoDigests") or []) if container.image else []
+    digests = []
+    with contextlib.suppress(docker.errors.NotFound):  # an image deleted meanwhile
+        digests = (container.image.attrs.get("RepoDigests") or []) if container.image else []
     return ContainerState(
         name=container.labels.get(NAME, container.name),
         status=status,

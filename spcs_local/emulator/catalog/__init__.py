@@ -74,6 +74,7 @@ class Catalog(PoolsAndRepositories, Workloads):
         self.workload_locks: dict[str, threading.Lock] = {}
         self.secrets = SecretStore(path.parent / "secrets.json")  # apart from the catalog's file: mode 0600
         self.access = Access(path.parent / "access.json")
+        self.access.on_changed = self.refresh_egress
         self.load()
 
     # --- persistence --------------------------------------------------------------------------
@@ -317,9 +318,21 @@ class Catalog(PoolsAndRepositories, Workloads):
                     service.external_access_integrations = self.access.check(
                         listed(options["EXTERNAL_ACCESS_INTEGRATIONS"])
                     )
+                    self.refresh_egress([service])
             service.updated_on = now()
             self.save()
         return "Statement executed successfully."
+
+    def refresh_egress(self, services: list[Service] | None = None) -> None:
+        """Running instances reach what their integrations allow now: after a change of the integrations, of
+        their rules, or of a service's list of them."""
+        if self.backend is None:
+            return
+        for service in list(self.services.values()) if services is None else services:
+            if not (service.external or service.suspended or service.outcome):
+                egress = tuple(self.access.egress(service.external_access_integrations))
+                with contextlib.suppress(BackendError):  # not running: it gets its egress when it starts
+                    self.backend.set_egress(service.workload_key, egress)
 
     def suspend_service(self, service: Service) -> None:
         service.suspended, service.suspended_on = True, now()
