@@ -6,6 +6,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import docker
 import docker.errors
@@ -122,6 +123,16 @@ def images(docker_client: docker.DockerClient) -> dict[str, Image]:
         size, base_size = image.attrs["Size"] / 2**20, base.attrs["Size"] / 2**20
         CONTAINER_REPORT.append(f"{IMAGES[folder]:<32} {size:6.0f} MiB, app layers {size - base_size:5.0f} MiB")
     return built
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # a worker of pytest-xdist: its report goes to the controller
+        workeroutput["container_report"] = CONTAINER_REPORT
+
+
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    CONTAINER_REPORT.extend(node.workeroutput.get("container_report", []))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
