@@ -413,6 +413,30 @@ def test_suspend_resume_and_drop_a_service(spcs: LocalSPCS) -> None:
     )
 
 
+def test_set_and_unset_keep_and_show_a_services_properties(spcs: LocalSPCS) -> None:
+    spcs.sql(CREATE_ECHO)
+
+    spcs.sql("ALTER SERVICE echo_service SET AUTO_SUSPEND_SECS = 1200 QUERY_WAREHOUSE = wh COMMENT = 'echo'")
+    after_set = spcs.rows("DESCRIBE SERVICE echo_service")[0]
+    spcs.sql("ALTER SERVICE echo_service UNSET AUTO_SUSPEND_SECS, QUERY_WAREHOUSE, COMMENT")
+    after_unset = spcs.rows("SHOW SERVICES LIKE 'ECHO_SERVICE'")[0]
+
+    assert (after_set["auto_suspend_secs"], after_set["query_warehouse"], after_set["comment"]) == (1200, "WH", "echo")
+    assert (after_unset["auto_suspend_secs"], after_unset["query_warehouse"], after_unset["comment"]) == (0, None, None)
+    assert "invalid property 'SPEC'" in error_of(spcs, "ALTER SERVICE echo_service UNSET SPEC").message
+
+
+def test_set_and_unset_a_compute_pools_properties(spcs: LocalSPCS) -> None:
+    spcs.sql("ALTER COMPUTE POOL tutorial_compute_pool SET AUTO_SUSPEND_SECS = 600 AUTO_RESUME = FALSE COMMENT = 'x'")
+    spcs.sql("ALTER COMPUTE POOL tutorial_compute_pool UNSET AUTO_SUSPEND_SECS, AUTO_RESUME, COMMENT")
+
+    pool = spcs.rows("SHOW COMPUTE POOLS")[0]
+    assert (pool["auto_suspend_secs"], pool["auto_resume"], pool["comment"]) == (3600, True, None)
+    assert spcs.value("CREATE COMPUTE POOL p2 MIN_NODES = 1 MAX_NODES = 1 INSTANCE_FAMILY = CPU_X64_XS") == (
+        "Compute pool P2 successfully created."
+    )
+
+
 # --- jobs -------------------------------------------------------------------------------------------
 
 

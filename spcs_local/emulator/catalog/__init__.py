@@ -27,6 +27,7 @@ from spcs_local.emulator.catalog.objects import (
     INTERRUPTED,
     LOGS_TAIL_DEFAULT,
     OBJECT_TYPES,
+    SERVICE_DEFAULTS,
     ComputePool,
     Image,
     ImageRepository,
@@ -51,6 +52,7 @@ from spcs_local.emulator.catalog.objects import (
     now,
     outcome_problems,
     positive,
+    unset,
 )
 from spcs_local.emulator.catalog.pools import PoolsAndRepositories
 from spcs_local.emulator.catalog.workloads import Workloads
@@ -170,6 +172,7 @@ class Catalog(PoolsAndRepositories, Workloads):
             min_instances=positive(options, "MIN_INSTANCES", 1),
             max_instances=positive(options, "MAX_INSTANCES", 1),
             auto_resume=flag(options, "AUTO_RESUME", True),
+            auto_suspend_secs=positive(options, "AUTO_SUSPEND_SECS", 0, allow_zero=True),
             query_warehouse=options.get("QUERY_WAREHOUSE"),
             external_access_integrations=self.access.check(listed(options.get("EXTERNAL_ACCESS_INTEGRATIONS"))),
             comment=options.get("COMMENT"),
@@ -305,10 +308,16 @@ class Catalog(PoolsAndRepositories, Workloads):
                 self.suspend_service(service)
             elif action == "RESUME":
                 self.resume_service(service)
+            elif action == "UNSET":
+                unset(service, options, SERVICE_DEFAULTS, "SERVICE")
+                if "EXTERNAL_ACCESS_INTEGRATIONS" in options:
+                    self.refresh_egress([service])
             else:  # SET
                 for option in ("MIN_INSTANCES", "MAX_INSTANCES"):
                     if option in options:
                         setattr(service, option.lower(), positive(options, option))
+                if "AUTO_SUSPEND_SECS" in options:
+                    service.auto_suspend_secs = positive(options, "AUTO_SUSPEND_SECS", allow_zero=True)
                 if "AUTO_RESUME" in options:
                     service.auto_resume = flag(options, "AUTO_RESUME", True)
                 for option in ("QUERY_WAREHOUSE", "COMMENT"):

@@ -130,6 +130,7 @@ class Service:
     min_instances: int = 1
     max_instances: int = 1
     auto_resume: bool = True
+    auto_suspend_secs: int = 0  # kept and shown; the local SPCS doesn't suspend by itself
     query_warehouse: str | None = None
     external_access_integrations: list[str] = field(default_factory=list)
     comment: str | None = None
@@ -230,6 +231,29 @@ class Capacity:
             raise invalid(f"Invalid spec: the cpu limit ({nano_cpus / 10**9:g}) is more than a {self.family} node "
                           f"has ({self.nano_cpus / 10**9:g} vCPUs).")  # fmt: skip
         return nano_cpus
+
+
+# What ALTER ... UNSET puts back: each property's default, as CREATE gives it.
+SERVICE_DEFAULTS: dict[str, Any] = {
+    "MIN_INSTANCES": 1,
+    "MAX_INSTANCES": 1,
+    "AUTO_RESUME": True,
+    "AUTO_SUSPEND_SECS": 0,
+    "QUERY_WAREHOUSE": None,
+    "EXTERNAL_ACCESS_INTEGRATIONS": [],
+    "COMMENT": None,
+}
+POOL_DEFAULTS: dict[str, Any] = {"AUTO_RESUME": True, "AUTO_SUSPEND_SECS": 3600, "COMMENT": None}
+
+
+def unset(obj: Any, names: dict[str, Any], defaults: dict[str, Any], kind: str) -> None:
+    """ALTER ... UNSET: each named property back to its default."""
+    for name in names:
+        if name not in defaults:
+            raise invalid(f"SQL compilation error:\ninvalid property '{name}' for '{kind}'")
+    for name in names:
+        value = defaults[name]
+        setattr(obj, name.lower(), list(value) if isinstance(value, list) else value)
 
 
 def listed(value: Any) -> list[Any]:

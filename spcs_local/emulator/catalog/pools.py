@@ -5,6 +5,7 @@ from typing import Any
 
 from spcs_local.emulator.catalog.objects import (
     INSTANCE_FAMILIES,
+    POOL_DEFAULTS,
     REGISTRY_COMPONENT,
     ComputePool,
     Image,
@@ -16,6 +17,7 @@ from spcs_local.emulator.catalog.objects import (
     flag,
     now,
     positive,
+    unset,
 )
 from spcs_local.emulator.results import already_exists, does_not_exist, invalid
 
@@ -56,7 +58,7 @@ class PoolsAndRepositories:
                 self.drop_compute_pool(name, if_exists=True)
             self.compute_pools[name] = pool
             self.save()
-        return f"Compute Pool {name} successfully created."
+        return f"Compute pool {name} successfully created."
 
     def compute_pool(self, name: str) -> ComputePool:
         if name not in self.compute_pools:
@@ -89,6 +91,8 @@ class PoolsAndRepositories:
                 for service in [s for s in self.services.values() if s.compute_pool == name and s.suspended]:
                     if service.auto_resume:
                         self.resume_service(service)
+            elif action == "UNSET":
+                unset(pool, options, POOL_DEFAULTS, "COMPUTE POOL")
             else:  # SET
                 for option, attribute in (("MIN_NODES", "min_nodes"), ("MAX_NODES", "max_nodes")):
                     if option in options:

@@ -221,12 +221,18 @@ class Statements(AccessStatements, ListingStatements, SystemFunctions):
             action = "RESUME"
         elif parser.accept("SET"):
             action = "SET"
+        elif parser.accept("UNSET"):
+            action = "UNSET"
         else:
             word = parser.peek().value or parser.peek().text
             raise unsupported(f"ALTER {kind} ... {word}")
         if action == "STOP ALL" and kind == "SERVICE":
             raise parser.error()
         options = parser.options() if action == "SET" else {}
+        if action == "UNSET":  # the properties, back to their defaults
+            options = {parser.identifier().value: None}
+            while parser.accept_punct(","):
+                options[parser.identifier().value] = None
         parser.end()
         if kind == "COMPUTE POOL":
             return lambda context: Result.status(
