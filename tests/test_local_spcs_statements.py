@@ -426,6 +426,15 @@ def test_set_and_unset_keep_and_show_a_services_properties(spcs: LocalSPCS) -> N
     assert "invalid property 'SPEC'" in error_of(spcs, "ALTER SERVICE echo_service UNSET SPEC").message
 
 
+def test_show_roles_in_service_lists_the_default_role_and_the_specs(spcs: LocalSPCS) -> None:
+    spec = ECHO_SPEC + "serviceRoles:\n- name: echo_users\n  endpoints:\n  - echoendpoint\n"
+    spcs.sql(f"CREATE SERVICE with_roles IN COMPUTE POOL tutorial_compute_pool FROM SPECIFICATION $$ {spec} $$")
+
+    roles = spcs.rows("SHOW ROLES IN SERVICE with_roles")
+
+    assert [role["name"] for role in roles] == ["ALL_ENDPOINTS_USAGE", "ECHO_USERS"]
+
+
 def test_set_and_unset_a_compute_pools_properties(spcs: LocalSPCS) -> None:
     spcs.sql("ALTER COMPUTE POOL tutorial_compute_pool SET AUTO_SUSPEND_SECS = 600 AUTO_RESUME = FALSE COMMENT = 'x'")
     spcs.sql("ALTER COMPUTE POOL tutorial_compute_pool UNSET AUTO_SUSPEND_SECS, AUTO_RESUME, COMMENT")

@@ -56,6 +56,10 @@ class ListingStatements:
             parts = parser.name_parts()
             parser.end()
             return lambda context: self.show_endpoints(resolve(parts, context))
+        if parser.accept("ROLES", "IN", "SERVICE"):
+            parts = parser.name_parts()
+            parser.end()
+            return lambda context: self.show_service_roles(resolve(parts, context))
         if parser.accept("USER", "FUNCTIONS"):
             pattern, scope = self.like_and_scope(parser)
             return lambda context: self.show_functions(pattern, scope, context)
@@ -286,6 +290,15 @@ class ListingStatements:
             rows.append([endpoint["name"], port, endpoint.get("portRange"), endpoint.get("protocol", "HTTP"), public,
                          url])  # fmt: skip
         return Result(columns, rows)
+
+    def show_service_roles(self, name: ObjectName) -> Result:
+        """The service's roles: ALL_ENDPOINTS_USAGE, which every service has, and its spec's serviceRoles."""
+        service = self.catalog.service(name)
+        columns = [Column("created_on", "timestamp_ltz"), Column("name"), Column("comment")]
+        roles = ["ALL_ENDPOINTS_USAGE"] + [
+            str(role["name"]).upper() for role in service.document.get("serviceRoles") or []
+        ]
+        return Result(columns, [[service.created_on, role, None] for role in roles])
 
     def show_functions(self, pattern: str | None, scope: Any, context: Context) -> Result:
         columns = [
