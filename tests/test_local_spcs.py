@@ -400,6 +400,20 @@ def test_a_running_services_egress_follows_its_integrations_at_once(
     assert (before, after_alter, reached()) == (False, True, False)
 
 
+def test_snow_spcs_service_upgrade_runs_the_new_spec_and_back(local: Local) -> None:
+    echo_spec = ROOT / "echo-service" / "echo_spec.yaml"
+    alice = local.directory / "alice_spec.yaml"
+    alice.write_text(echo_spec.read_text().replace("CHARACTER_NAME: Bob", "CHARACTER_NAME: Alice"))
+
+    upgraded = local.snow("spcs", "service", "upgrade", "echo_service", "--spec-path", str(alice))
+    answer = local.snow("sql", "-q", "SELECT my_echo_udf('hello') AS answer")
+    back = local.snow("spcs", "service", "upgrade", "echo_service", "--spec-path", str(echo_spec))
+    again = local.snow("sql", "-q", "SELECT my_echo_udf('hello') AS answer")
+
+    assert upgraded.returncode == 0 and back.returncode == 0, upgraded.stdout + upgraded.stderr + back.stderr
+    assert "Alice said hello" in answer.stdout and "Bob said hello" in again.stdout
+
+
 def test_after_a_restart_the_service_comes_back(local: Local) -> None:
     restarted = local.make("local-down", "local-up")
     assert restarted.returncode == 0, restarted.stderr

@@ -426,6 +426,59 @@ def test_set_and_unset_keep_and_show_a_services_properties(spcs: LocalSPCS) -> N
     assert "invalid property 'SPEC'" in error_of(spcs, "ALTER SERVICE echo_service UNSET SPEC").message
 
 
+def test_alter_service_from_a_new_spec_starts_it_before_the_old_instance_stops(spcs: LocalSPCS) -> None:
+    spcs.sql(CREATE_ECHO)
+    spcs.sql("SELECT SYSTEM$WAIT_FOR_SERVICES(10, 'echo_service')")
+    old = spcs.catalog.services["TUTORIAL_DB.DATA_SCHEMA.ECHO_SERVICE"]
+    old_token = spcs.catalog.tokens[old.workload_key]
+    alice = ECHO_SPEC.replace("CHARACTER_NAME: Bob", "CHARACTER_NAME: Alice")
+
+    assert spcs.value(f"ALTER SERVICE echo_service FROM SPECIFICATION $$ {alice} $$") == (
+        "Statement executed successfully."
+    )
+
+    new = spcs.catalog.services["TUTORIAL_DB.DATA_SCHEMA.ECHO_SERVICE"]
+    assert spcs.backend.started[-1].key == new.workload_key != old.workload_key
+    assert spcs.backend.started[-1].containers[0].env["CHARACTER_NAME"] == "Alice"
+    assert spcs.backend.removed[-1] == old.workload_key  # after the new one was READY
+    assert not spcs.catalog.valid_token(old_token)
+    assert spcs.rows("DESCRIBE SERVICE echo_service")[0]["spec_digest"] == new.spec_digest != old.spec_digest
+    spcs.sql("ALTER SERVICE echo_service FROM @tutorial_stage SPECIFICATION_FILE = 'echo_spec.yaml'")  # and back
+    assert "CHARACTER_NAME: Bob" in spcs.catalog.services["TUTORIAL_DB.DATA_SCHEMA.ECHO_SERVICE"].spec
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda spec: spec.replace("image:", "imag:"), "Invalid spec"),
+        (lambda spec: spec.replace("my_echo_service_image", "never_pushed"), "push it first"),
+    ],
+)
+def test_an_upgrade_that_cant_run_fails_and_the_service_keeps_serving(spcs: LocalSPCS, change, problem) -> None:
+    spcs.sql(CREATE_ECHO)
+    spcs.sql("SELECT SYSTEM$WAIT_FOR_SERVICES(10, 'echo_service')")
+    before = spcs.catalog.services["TUTORIAL_DB.DATA_SCHEMA.ECHO_SERVICE"]
+
+    failure = error_of(spcs, f"ALTER SERVICE echo_service FROM SPECIFICATION $$ {change(ECHO_SPEC)} $$")
+
+    assert problem in failure.message
+    assert spcs.catalog.services["TUTORIAL_DB.DATA_SCHEMA.ECHO_SERVICE"] is before
+    assert spcs.backend.removed == [] and spcs.rows("SHOW SERVICES")[0]["status"] == "RUNNING"
+
+
+def test_an_upgrade_whose_instance_fails_to_start_leaves_the_old_one(spcs: LocalSPCS) -> None:
+    spcs.sql(CREATE_ECHO)
+    spcs.sql("SELECT SYSTEM$WAIT_FOR_SERVICES(10, 'echo_service')")
+    before = spcs.catalog.services["TUTORIAL_DB.DATA_SCHEMA.ECHO_SERVICE"]
+    spcs.backend.fail_start = "Container echo could not start: no space left"
+
+    failure = error_of(spcs, f"ALTER SERVICE echo_service FROM SPECIFICATION $$ {ECHO_SPEC} $$")
+
+    assert "no space left" in failure.message
+    assert spcs.catalog.services["TUTORIAL_DB.DATA_SCHEMA.ECHO_SERVICE"] is before
+    assert before.workload_key in spcs.backend.running
+
+
 def test_show_roles_in_service_lists_the_default_role_and_the_specs(spcs: LocalSPCS) -> None:
     spec = ECHO_SPEC + "serviceRoles:\n- name: echo_users\n  endpoints:\n  - echoendpoint\n"
     spcs.sql(f"CREATE SERVICE with_roles IN COMPUTE POOL tutorial_compute_pool FROM SPECIFICATION $$ {spec} $$")

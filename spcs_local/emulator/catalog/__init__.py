@@ -10,6 +10,7 @@ emulator keeps beside them (secrets, network rules and integrations, in modules 
 """
 
 import contextlib
+import dataclasses
 import json
 import secrets
 import threading
@@ -28,6 +29,7 @@ from spcs_local.emulator.catalog.objects import (
     LOGS_TAIL_DEFAULT,
     OBJECT_TYPES,
     SERVICE_DEFAULTS,
+    UPGRADE_SECONDS,
     ComputePool,
     Image,
     ImageRepository,
@@ -49,6 +51,7 @@ from spcs_local.emulator.catalog.objects import (
     function_key,
     key_of,
     listed,
+    new_generation,
     now,
     outcome_problems,
     positive,
@@ -209,6 +212,12 @@ class Catalog(PoolsAndRepositories, Workloads):
             with self.workload_lock(service):
                 self.backend.remove(service.workload_key)
 
+    def forget_workload(self, service: Service) -> None:
+        """Stop what runs for the service's workload, and its token logs in no more."""
+        self.stop(service)
+        self.tokens.pop(service.workload_key, None)
+        self.token_file(service).unlink(missing_ok=True)
+
     def run_job(self, job: Service, cancelled: threading.Event | None = None) -> Outcome:
         """Start a job and wait for its containers to exit, or for its statement to be cancelled."""
         if self.start(job):
@@ -290,9 +299,7 @@ class Catalog(PoolsAndRepositories, Workloads):
                 return already_dropped("Service", name.name, if_exists)
             service = self.services.pop(str(name))
             self.save()
-        self.stop(service)
-        self.tokens.pop(service.workload_key, None)
-        self.token_file(service).unlink(missing_ok=True)
+        self.forget_workload(service)
         for log in self.job_logs_dir(service).glob("*.log"):
             log.unlink()
         with contextlib.suppress(OSError):
@@ -331,6 +338,47 @@ class Catalog(PoolsAndRepositories, Workloads):
             service.updated_on = now()
             self.save()
         return "Statement executed successfully."
+
+    def upgrade_service(self, name: ObjectName, spec: str, if_exists: bool) -> str:
+        """ALTER SERVICE ... FROM SPECIFICATION: the new spec's instance starts, and only once it is READY does
+        the old one stop. A spec the linter refuses, an image that was never pushed, or an instance that doesn't
+        become READY fails the ALTER and leaves the running instance serving."""
+        with self.lock:
+            if if_exists and str(name) not in self.services:
+                return "Statement executed successfully."
+            service = self.service(name)
+            if service.is_job or service.external:
+                raise invalid(f"SQL compilation error:\n{name.name} can't be upgraded: it is a job, or runs elsewhere.")
+        upgraded = dataclasses.replace(service, spec=spec, generation=new_generation(), failure=None)
+        self.workload(upgraded)  # the spec and its images, checked before anything changes
+        if not service.suspended:
+            try:
+                with self.workload_lock(upgraded):
+                    self.containers_backend().start(self.workload(upgraded, self.issue_token(upgraded)))
+                self.wait_until_ready(upgraded)
+            except (BackendError, SnowflakeError) as error:
+                self.forget_workload(upgraded)
+                if isinstance(error, SnowflakeError):
+                    raise
+                raise invalid(f"Upgrade of {name.name} failed: {error} The service keeps its former spec.") from None
+        with self.lock:
+            self.services[service.key] = upgraded
+            upgraded.updated_on = now()
+            self.save()
+        self.forget_workload(service)
+        return "Statement executed successfully."
+
+    def wait_until_ready(self, service: Service) -> None:
+        deadline = time.monotonic() + UPGRADE_SECONDS
+        while True:
+            states = self.containers_backend().states(service.workload_key) or []
+            if states and all(state.status == "READY" for state in states):
+                return
+            failed = [state for state in states if state.status == "FAILED"]
+            if failed or time.monotonic() > deadline:
+                problem = failed[0].message if failed else f"not READY within {UPGRADE_SECONDS} s"
+                raise invalid(f"Upgrade of {service.name} failed: {problem}. The service keeps its former spec.")
+            time.sleep(0.2)
 
     def refresh_egress(self, services: list[Service] | None = None) -> None:
         """Running instances reach what their integrations allow now: after a change of the integrations, of

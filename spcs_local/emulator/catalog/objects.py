@@ -21,6 +21,7 @@ LOGS_TAIL_DEFAULT = 100_000
 INTERRUPTED = "Interrupted: the local SPCS stopped while the job ran."
 REGISTRY_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")  # of an image's path, as registries take it
 CANCELLED = "Cancelled: the statement that ran the job was cancelled."
+UPGRADE_SECONDS = 300  # for an upgraded service's new instance to become READY
 # What a node of each instance family gives its containers (vCPUs, GiB of memory), as CREATE COMPUTE POOL lists
 # them: a container without resources.limits gets its node's capacity, and no more is granted.
 INSTANCE_FAMILIES = {
@@ -142,7 +143,7 @@ class Service:
     updated_on: datetime = field(default_factory=now)
     resumed_on: datetime | None = None
     suspended_on: datetime | None = None
-    generation: str = field(default_factory=lambda: uuid.uuid4().hex[:12])  # this object's, not its name's
+    generation: str = field(default_factory=lambda: new_generation())  # this object's (and spec's), not its name's
 
     @property
     def object_name(self) -> ObjectName:
@@ -254,6 +255,10 @@ def unset(obj: Any, names: dict[str, Any], defaults: dict[str, Any], kind: str) 
     for name in names:
         value = defaults[name]
         setattr(obj, name.lower(), list(value) if isinstance(value, list) else value)
+
+
+def new_generation() -> str:
+    return uuid.uuid4().hex[:12]
 
 
 def listed(value: Any) -> list[Any]:

@@ -213,6 +213,12 @@ class Statements(AccessStatements, ListingStatements, SystemFunctions):
             return None
         if_exists = parser.accept("IF", "EXISTS")
         parts = parser.name_parts()
+        if kind == "SERVICE" and parser.at_words("FROM"):  # an upgrade to a new spec
+            source = self.spec_source(parser)
+            parser.end()
+            return lambda context: Result.status(
+                self.catalog.upgrade_service(resolve(parts, context), source(context), if_exists)
+            )
         if parser.accept("STOP", "ALL"):
             action = "STOP ALL"
         elif parser.accept("SUSPEND"):
