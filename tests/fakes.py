@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import uvicorn
@@ -66,8 +67,11 @@ class FakeBackend:
         (cancelled or threading.Event()).wait(self.job_seconds)
         return self.states(key) or []
 
-    def logs(self, key: str, container: str, lines: int) -> str:
-        return "\n".join(f"{key} {container} line {n}" for n in range(3))[-10_000:]
+    def logs(self, key: str, container: str, lines: int, since: datetime | None = None) -> str:
+        stamped = [(datetime(2026, 1, 1, 0, 0, n, tzinfo=UTC), f"{key} {container} line {n}") for n in range(3)]
+        kept = [f"{at.isoformat().replace('+00:00', '.000000000Z')} {text}" for at, text in stamped
+                if since is None or at > since]  # fmt: skip
+        return "\n".join(kept[-lines:])
 
     def remove(self, key: str) -> None:
         self.removed.append(key)

@@ -398,6 +398,33 @@ def test_logs_of_a_service(spcs: LocalSPCS) -> None:
     assert "does not exist" in error_of(spcs, "SELECT SYSTEM$GET_SERVICE_LOGS('nope', 0, 'echo')").message
 
 
+def test_logs_with_timestamps_and_since_as_snow_streams_them(spcs: LocalSPCS) -> None:
+    spcs.sql(CREATE_ECHO)
+    # What `snow spcs service logs ... --follow` (and --include-timestamps, --since) sends.
+    stamped = spcs.value("call SYSTEM$GET_SERVICE_LOGS('echo_service', '0', 'echo', 500, False, '', True);")
+    since = stamped.splitlines()[0].split(" ", 1)[0]
+    later = spcs.value(f"call SYSTEM$GET_SERVICE_LOGS('echo_service', '0', 'echo', 500, False, '{since}', True);")
+
+    assert [line.split(" ")[0] for line in stamped.splitlines()] == [
+        "2026-01-01T00:00:00.000000000Z", "2026-01-01T00:00:01.000000000Z", "2026-01-01T00:00:02.000000000Z",
+    ]  # fmt: skip
+    assert later.splitlines() == stamped.splitlines()[1:]  # only what came after
+    bad = "call SYSTEM$GET_SERVICE_LOGS('echo_service', '0', 'echo', 500, False, 'yesterday', True)"
+    assert "since_timestamp is a timestamp" in error_of(spcs, bad).message
+
+
+def test_a_jobs_kept_logs_answer_with_timestamps_and_since_too(spcs: LocalSPCS) -> None:
+    spcs.sql(EXECUTE_JOB)
+
+    plain = spcs.value("SELECT SYSTEM$GET_SERVICE_LOGS('tutorial_2_job_service', 0, 'main')")
+    since = spcs.value(
+        "SELECT SYSTEM$GET_SERVICE_LOGS('tutorial_2_job_service', 0, 'main', 10, FALSE, '2026-01-01T00:00:01Z', TRUE)"
+    )
+
+    assert plain.splitlines()[0].endswith("main line 0") and not plain.startswith("2026-")
+    assert since.splitlines() == [since.splitlines()[0]] and since.startswith("2026-01-01T00:00:02")
+
+
 def test_suspend_resume_and_drop_a_service(spcs: LocalSPCS) -> None:
     spcs.sql(CREATE_ECHO)
     spcs.sql("ALTER SERVICE echo_service SUSPEND")

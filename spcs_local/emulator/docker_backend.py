@@ -36,7 +36,7 @@ import docker.errors
 import requests.exceptions
 from docker.models.containers import Container as DockerContainer
 
-from spcs_local.emulator.workload import BackendError, Container, ContainerState, File, Workload
+from spcs_local.emulator.workload import BackendError, Container, ContainerState, File, Workload, parse_timestamp
 
 INSTANCE = "spcs-local.instance"
 WORKLOAD = "spcs-local.workload"
@@ -305,11 +305,12 @@ class DockerBackend:
             with contextlib.suppress(docker.errors.DockerException):
                 guard.kill()
 
-    def logs(self, key: str, container: str, lines: int) -> str:
+    def logs(self, key: str, container: str, lines: int, since: datetime | None = None) -> str:
+        after = {"since": since.timestamp()} if since else {}
         for found in self.containers(key):
             if found.labels.get(NAME) == container:
                 with contextlib.suppress(docker.errors.NotFound):
-                    return found.logs(tail=lines).decode(errors="replace")
+                    return found.logs(tail=lines, timestamps=True, **after).decode(errors="replace")
         return ""
 
     def keys(self) -> set[str]:
@@ -416,9 +417,7 @@ def ready(probe: str, host_ports: dict[int, int]) -> tuple[str, str]:
 
 
 def parse_time(text: str | None) -> datetime | None:
-    if not text or text.startswith("0001-"):
-        return None
-    return datetime.fromisoformat(re.sub(r"(\.\d{6})\d*", r"\1", text.replace("Z", "+00:00")))
+    return None if not text or text.startswith("0001-") else parse_timestamp(text)
 
 
 def slug(name: str) -> str:

@@ -1,8 +1,9 @@
 """What the catalog asks a backend to run, and what a backend reports back: no SQL, no Docker."""
 
+import re
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 ContainerStatus = Literal["PENDING", "READY", "DONE", "FAILED"]
@@ -90,7 +91,9 @@ class Backend(Protocol):
         """Block until every container of a job has exited, or until `cancelled` is set."""
         ...
 
-    def logs(self, key: str, container: str, lines: int) -> str: ...
+    def logs(self, key: str, container: str, lines: int, since: datetime | None = None) -> str:
+        """The container's last `lines` lines (after `since`), each after its RFC 3339 timestamp and a space."""
+        ...
 
     def set_egress(self, key: str, egress: tuple[str, ...]) -> None:
         """Where a running workload may connect from now on (Workload.egress)."""
@@ -99,3 +102,10 @@ class Backend(Protocol):
     def remove(self, key: str) -> None: ...
 
     def keys(self) -> set[str]: ...
+
+
+def parse_timestamp(text: str) -> datetime:
+    """An RFC 3339 timestamp (Docker's, to the nanosecond, or snow's `--since`), to the microsecond; naive ones
+    are UTC."""
+    parsed = datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", text.replace("Z", "+00:00")))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import astuple
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from spcs_local.emulator.catalog.objects import (
     LOGS_TAIL_DEFAULT,
     OBJECT_TYPES,
     SERVICE_DEFAULTS,
+    STAMP,
     UPGRADE_SECONDS,
     ComputePool,
     Image,
@@ -55,6 +57,7 @@ from spcs_local.emulator.catalog.objects import (
     now,
     outcome_problems,
     positive,
+    stamp_of,
     unset,
 )
 from spcs_local.emulator.catalog.pools import PoolsAndRepositories
@@ -445,7 +448,12 @@ class Catalog(PoolsAndRepositories, Workloads):
             if (cancelled or threading.Event()).wait(0.2):
                 raise SnowflakeError("SQL execution canceled", "000604", "57014")
 
-    def logs(self, name: ObjectName, instance: int, container: str, lines: int) -> str:
+    def logs(
+        self, name: ObjectName, instance: int, container: str, lines: int, since: datetime | None = None,
+        timestamps: bool = False,
+    ) -> str:  # fmt: skip
+        """A container's last `lines` lines after `since`, with their timestamps or not; a job's are kept after
+        its containers are gone."""
         service = self.service(name)
         if instance != 0:
             raise invalid(f"Service {name.name} has no instance {instance}: the local SPCS runs instance 0 only.")
@@ -453,10 +461,13 @@ class Catalog(PoolsAndRepositories, Workloads):
             raise invalid(f"Service {name.name} has no container '{container}'.")
         saved = self.job_logs_dir(service) / f"{container}.log"
         if service.outcome and saved.exists():
-            return "\n".join(saved.read_text().splitlines()[-lines:])
-        if service.suspended or not self.backend:
-            return ""
-        return self.backend.logs(service.workload_key, container, lines)
+            stamped = [line for line in saved.read_text().splitlines() if since is None or stamp_of(line) > since]
+            text = "\n".join(stamped[-lines:])
+        elif service.suspended or not self.backend:
+            text = ""
+        else:
+            text = self.backend.logs(service.workload_key, container, lines, since)
+        return text if timestamps else "\n".join(STAMP.sub("", line) for line in text.split("\n"))
 
     # --- service functions --------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import yaml
 
 from spcs_local.emulator.results import does_not_exist, invalid
-from spcs_local.emulator.workload import ContainerState
+from spcs_local.emulator.workload import ContainerState, parse_timestamp
 from spcs_local.lint import as_spcs_reads
 
 LOGS_TAIL_DEFAULT = 100_000
@@ -255,6 +255,18 @@ def unset(obj: Any, names: dict[str, Any], defaults: dict[str, Any], kind: str) 
     for name in names:
         value = defaults[name]
         setattr(obj, name.lower(), list(value) if isinstance(value, list) else value)
+
+
+# A log line's timestamp, as the backend gives it (Docker's RFC 3339, to the nanosecond), and a space.
+STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z ")
+
+
+def stamp_of(line: str) -> datetime:
+    """When a kept log line was written; the earliest time for a line without a timestamp (kept before)."""
+    found = STAMP.match(line)
+    if not found:
+        return datetime.min.replace(tzinfo=UTC)
+    return parse_timestamp(found.group(0).strip())
 
 
 def new_generation() -> str:

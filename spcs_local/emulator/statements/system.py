@@ -13,6 +13,7 @@ from spcs_local.emulator.statements.parser import (
     resolve,
     sql_literal,
 )  # fmt: skip
+from spcs_local.emulator.workload import parse_timestamp
 
 SYSTEM_FUNCTIONS = (
     "SYSTEM$WAIT_FOR_SERVICES",
@@ -54,17 +55,22 @@ class SystemFunctions:
 
     def get_service_logs(
         self, context: Context, service: Any = None, instance: Any = None, container: Any = None,
-        lines: Any = 100_000, previous: Any = False, *rest: Any,
+        lines: Any = 100_000, previous: Any = False, since: Any = "", timestamps: Any = False, *rest: Any,
     ) -> str:  # fmt: skip
+        """The arguments as `snow spcs service logs` sends them: name, instance, container, lines, previous,
+        since (an RFC 3339 timestamp, or ''), and whether each line starts with its timestamp."""
         if service is None or instance is None or container is None:
             raise invalid("SYSTEM$GET_SERVICE_LOGS takes a service name, an instance id and a container name.")
         try:
             instance_id, line_count = int(instance), int(lines)
+            after = parse_timestamp(str(since)) if since else None
         except (TypeError, ValueError):
-            raise invalid("SYSTEM$GET_SERVICE_LOGS: the instance id and the line count are whole numbers.") from None
+            raise invalid("SYSTEM$GET_SERVICE_LOGS: the instance id and the line count are whole numbers, and "
+                           "since_timestamp is a timestamp such as 2026-01-01T00:00:00Z.") from None  # fmt: skip
         if previous is True:
             return ""  # the local SPCS keeps no earlier run of a container
-        return self.catalog.logs(resolve(name_in(service), context), instance_id, str(container), line_count)
+        name = resolve(name_in(service), context)
+        return self.catalog.logs(name, instance_id, str(container), line_count, after, timestamps is True)
 
     def get_service_status(self, context: Context, service: Any = None, *rest: Any) -> str:
         view = self.catalog.view(self.catalog.service(resolve(name_in(service), context)))
