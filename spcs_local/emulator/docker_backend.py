@@ -173,7 +173,7 @@ class DockerBackend:
         try:
             container = self.client.containers.create(spec.image, **options)
             if spec.files:  # into the container itself, never a file on the host
-                container.put_archive("/", archive(spec.files, owner(container.image)))
+                container.put_archive("/", archive(spec.files, owner(container)))
         except docker.errors.DockerException as error:
             raise BackendError(f"Container {spec.name} could not start: {explain(error)}") from None
         return container
@@ -438,11 +438,42 @@ def archive(files: dict[str, File], user: tuple[int, int]) -> bytes:
     return buffer.getvalue()
 
 
-def owner(image: Any) -> tuple[int, int]:
-    """The uid and gid an image runs as, where its USER gives them as numbers; root otherwise."""
-    user = str(((image.attrs if image else {}).get("Config") or {}).get("User") or "")
-    uid, _, gid = user.partition(":")
-    return (int(uid), int(gid or uid)) if uid.isdigit() and (gid or uid).isdigit() else (0, 0)
+def owner(container: DockerContainer) -> tuple[int, int]:
+    """The uid and gid the container runs as (its image's USER, by number, or by name in the image's
+    /etc/passwd and /etc/group), so that a file of mode 0600 is its own; root when USER names none."""
+    user = str((container.attrs.get("Config") or {}).get("User") or "")
+    name, _, group = user.partition(":")
+    uid = gid = 0
+    if name.isdigit():
+        uid = gid = int(name)
+    elif name:
+        uid, gid = ([*numbers(image_file(container, "/etc/passwd"), name), 0, 0])[:2]
+    if group.isdigit():
+        gid = int(group)
+    elif group:
+        gid = ([*numbers(image_file(container, "/etc/group"), group), gid])[0]
+    return uid, gid
+
+
+def image_file(container: DockerContainer, path: str) -> str:
+    """A text file of the container's image, read before it starts; '' when there is none."""
+    try:
+        stream, _ = container.get_archive(path)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.next()
+            data = tar.extractfile(member) if member else None
+            return data.read().decode(errors="replace") if data else ""
+    except (docker.errors.DockerException, tarfile.TarError):
+        return ""
+
+
+def numbers(text: str, name: str) -> list[int]:
+    """The ids on `name`'s line of an /etc/passwd (uid, gid) or /etc/group (gid)."""
+    for line in text.splitlines():
+        fields = line.split(":")
+        if fields[0] == name and len(fields) > 2:
+            return [int(field) for field in fields[2:4] if field.isdigit()]
+    return []
 
 
 def digest(key: str) -> str:
