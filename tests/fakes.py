@@ -148,6 +148,13 @@ class LocalSPCS:
         self.statements = Statements(self.catalog, self.stages)
         self.context = Context("TUTORIAL_USER", "TEST_ROLE", "TUTORIAL_WAREHOUSE", "TUTORIAL_DB", "DATA_SCHEMA")
 
+    def with_pool_and_images(self, *images: str) -> "LocalSPCS":
+        """As after the Common Setup's compute pool and image repository, with these images pushed there."""
+        self.sql("CREATE COMPUTE POOL tutorial_compute_pool MIN_NODES=1 MAX_NODES=1 INSTANCE_FAMILY=CPU_X64_XS")
+        self.sql("CREATE IMAGE REPOSITORY tutorial_repository")
+        self.images.pushed |= {f"tutorial_db/data_schema/tutorial_repository/{image}:latest" for image in images}
+        return self
+
     def sql(self, text: str) -> Result:
         run = self.statements.parse(text)
         assert run is not None, f"not a local SPCS statement: {text}"

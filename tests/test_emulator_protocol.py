@@ -31,9 +31,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Lo
     front answers "in progress" after 0.3 s, so that every job is polled for."""
     directory = tmp_path_factory.mktemp("emulator")
     spcs = LocalSPCS(directory / "spcs", FakeBackend(job_seconds=SLOW_JOB_SECONDS))
-    spcs.sql("CREATE COMPUTE POOL tutorial_compute_pool MIN_NODES=1 MAX_NODES=1 INSTANCE_FAMILY=CPU_X64_XS")
-    spcs.sql("CREATE IMAGE REPOSITORY tutorial_repository")
-    spcs.images.pushed.add("tutorial_db/data_schema/tutorial_repository/my_job_image:latest")
+    spcs.with_pool_and_images("my_job_image")
     with serving(spcs, directory / "snowflake", poll_seconds=0.3) as base:
         yield base, spcs
 

@@ -551,9 +551,7 @@ def test_execute_job_service_waits_for_done_and_keeps_the_logs(spcs: LocalSPCS) 
 
 def test_a_failed_job_is_an_error_naming_the_job_failed_and_the_exit_code(tmp_path: Path) -> None:
     spcs = LocalSPCS(tmp_path, FakeBackend(exit_codes={"main": 3}))
-    spcs.sql("CREATE COMPUTE POOL tutorial_compute_pool MIN_NODES=1 MAX_NODES=1 INSTANCE_FAMILY=CPU_X64_XS")
-    spcs.sql("CREATE IMAGE REPOSITORY tutorial_repository")
-    spcs.images.pushed.add(f"{REPOSITORY}/my_job_image:latest")
+    spcs.with_pool_and_images("my_job_image")
 
     error = error_of(
         spcs,

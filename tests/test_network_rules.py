@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from .fakes import LocalSPCS
-from .test_local_spcs_statements import REPOSITORY, error_of
+from .test_local_spcs_statements import error_of
 from .test_secrets import SPEC as JOB_SPEC
 
 RULE = (
@@ -23,9 +23,7 @@ INTEGRATION = (
 @pytest.fixture
 def spcs(tmp_path: Path) -> LocalSPCS:
     spcs = LocalSPCS(tmp_path / "spcs")
-    spcs.sql("CREATE COMPUTE POOL tutorial_compute_pool MIN_NODES = 1 MAX_NODES = 1 INSTANCE_FAMILY = CPU_X64_XS")
-    spcs.sql("CREATE IMAGE REPOSITORY tutorial_repository")
-    spcs.images.pushed.add(f"{REPOSITORY}/my_job_image:latest")
+    spcs.with_pool_and_images("my_job_image")
     spcs.sql("CREATE SECRET db_login TYPE = PASSWORD USERNAME = 'app' PASSWORD = 'pa55'")
     spcs.sql("CREATE SECRET api_key TYPE = GENERIC_STRING SECRET_STRING = 'key-123'")
     return spcs

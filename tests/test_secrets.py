@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from .fakes import LocalSPCS
-from .test_local_spcs_statements import REPOSITORY, error_of
+from .test_local_spcs_statements import error_of
 
 PASSWORD = "s3cr3t-Pa55"
 SPEC = """spec:
@@ -32,9 +32,7 @@ SPEC = """spec:
 @pytest.fixture
 def spcs(tmp_path: Path) -> LocalSPCS:
     spcs = LocalSPCS(tmp_path / "spcs")
-    spcs.sql("CREATE COMPUTE POOL tutorial_compute_pool MIN_NODES = 1 MAX_NODES = 1 INSTANCE_FAMILY = CPU_X64_XS")
-    spcs.sql("CREATE IMAGE REPOSITORY tutorial_repository")
-    spcs.images.pushed.add(f"{REPOSITORY}/my_job_image:latest")
+    spcs.with_pool_and_images("my_job_image")
     spcs.sql(f"CREATE SECRET db_login TYPE = PASSWORD USERNAME = 'app_user' PASSWORD = '{PASSWORD}'")
     spcs.sql("CREATE SECRET api_key TYPE = GENERIC_STRING SECRET_STRING = 'key-123' COMMENT = 'for the API'")
     return spcs

@@ -39,9 +39,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Lo
     """The front on a free loopback port over fakesnow and a catalog on fakes; jobs run for a minute."""
     directory = tmp_path_factory.mktemp("security")
     spcs = LocalSPCS(directory / "spcs", FakeBackend(job_seconds=60))
-    spcs.sql("CREATE COMPUTE POOL tutorial_compute_pool MIN_NODES=1 MAX_NODES=1 INSTANCE_FAMILY=CPU_X64_XS")
-    spcs.sql("CREATE IMAGE REPOSITORY tutorial_repository")
-    spcs.images.pushed.add("tutorial_db/data_schema/tutorial_repository/my_job_image:latest")
+    spcs.with_pool_and_images("my_job_image")
     with serving(spcs, directory / "snowflake", poll_seconds=0.3) as base:
         yield base, spcs
 
@@ -136,9 +134,7 @@ def test_a_stage_named_like_a_path_never_reaches_outside_the_stages(
 @pytest.mark.parametrize("name", ['"/../../../../tmp/{marker}"', '".."', '"a/../../b"', '"..\\\\x"'])
 def test_a_job_named_like_a_path_writes_and_deletes_nothing_outside(tmp_path, name: str) -> None:
     spcs = LocalSPCS(tmp_path / "local" / "spcs")
-    spcs.sql("CREATE COMPUTE POOL tutorial_compute_pool MIN_NODES=1 MAX_NODES=1 INSTANCE_FAMILY=CPU_X64_XS")
-    spcs.sql("CREATE IMAGE REPOSITORY tutorial_repository")
-    spcs.images.pushed.add("tutorial_db/data_schema/tutorial_repository/my_job_image:latest")
+    spcs.with_pool_and_images("my_job_image")
     marker = f"marker-{uuid.uuid4().hex}"
     neighbour = tmp_path / "neighbour.log"
     neighbour.write_text("kept")
@@ -463,9 +459,7 @@ def test_the_emulator_stops_within_seconds_with_a_query_in_flight_and_logs_no_st
 def test_a_drop_during_the_start_leaves_nothing_running(tmp_path) -> None:
     backend = FakeBackend(start_seconds=1.0)
     spcs = LocalSPCS(tmp_path / "spcs", backend)
-    spcs.sql("CREATE COMPUTE POOL tutorial_compute_pool MIN_NODES=1 MAX_NODES=1 INSTANCE_FAMILY=CPU_X64_XS")
-    spcs.sql("CREATE IMAGE REPOSITORY tutorial_repository")
-    spcs.images.pushed.add("tutorial_db/data_schema/tutorial_repository/my_echo_service_image:latest")
+    spcs.with_pool_and_images("my_echo_service_image")
     spec = (ROOT / "echo-service" / "echo_spec.yaml").read_text()
     create = f"CREATE SERVICE echo_service IN COMPUTE POOL tutorial_compute_pool FROM SPECIFICATION $${spec}$$"
 

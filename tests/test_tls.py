@@ -58,9 +58,7 @@ def test_the_fronts_certificate_names_its_host_and_address_and_follows_them(tmp_
 def https_front(tmp_path: Path) -> Iterator[tuple[str, str, tls.TlsFiles]]:
     """The front over HTTPS on 127.0.0.1 with the local CA's certificate, and a job's OAuth token."""
     spcs = LocalSPCS(tmp_path / "spcs", FakeBackend(job_seconds=0))
-    spcs.sql("CREATE COMPUTE POOL tutorial_compute_pool MIN_NODES=1 MAX_NODES=1 INSTANCE_FAMILY=CPU_X64_XS")
-    spcs.sql("CREATE IMAGE REPOSITORY tutorial_repository")
-    spcs.images.pushed.add(JOB.strip("/"))
+    spcs.with_pool_and_images("my_job_image")
     spec = f"spec:\n  containers:\n  - name: main\n    image: {JOB}\n"
     spcs.sql(f"EXECUTE JOB SERVICE IN COMPUTE POOL tutorial_compute_pool NAME = j FROM SPECIFICATION $${spec}$$")
     token = spcs.backend.started[-1].containers[0].files["/snowflake/session/token"].text

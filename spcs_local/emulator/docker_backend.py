@@ -237,16 +237,17 @@ class DockerBackend:
     def set_egress(self, key: str, egress: tuple[str, ...]) -> None:
         """A running instance's firewall, made again with this egress: a change of its integrations or their
         rules applies at once, as in SPCS."""
-        for guard in self.containers(key, guards=True):
-            if GUARD in guard.labels and guard.status == "running":
-                fixed = guard.attrs["Config"]["Cmd"][3:9]  # $0, the front, its ports, the schema, the resolvers
-                try:
-                    result = guard.exec_run(["sh", "-c", FIREWALL, *fixed, *egress])
-                except docker.errors.DockerException as error:
-                    raise BackendError(f"The firewall of {key} could not be changed: {explain(error)}") from None
-                if result.exit_code != 0:
-                    problem = " ".join(result.output.decode(errors="replace").split())
-                    raise BackendError(f"The firewall of {key} could not be changed: {problem}")
+        guard = self.guard(key)
+        if guard is None or guard.status != "running":
+            return  # nothing runs: the workload gets its egress when it starts
+        fixed = guard.attrs["Config"]["Cmd"][3:9]  # $0, the front, its ports, the schema, the resolvers
+        try:
+            result = guard.exec_run(["sh", "-c", FIREWALL, *fixed, *egress])
+        except docker.errors.DockerException as error:
+            raise BackendError(f"The firewall of {key} could not be changed: {explain(error)}") from None
+        if result.exit_code != 0:
+            problem = " ".join(result.output.decode(errors="replace").split())
+            raise BackendError(f"The firewall of {key} could not be changed: {problem}")
 
     def name(self, key: str, name: str) -> str:
         """A container's or a volume's name: readable, and unique per workload whatever its name holds."""
@@ -280,10 +281,18 @@ class DockerBackend:
         found = [c for c in found if guards or GUARD not in c.labels]
         return sorted(found, key=lambda c: (GUARD not in c.labels, int(c.labels.get(INDEX, "0"))))
 
-    def states(self, key: str) -> list[ContainerState] | None:
+    def guarded(self, key: str) -> tuple[DockerContainer | None, list[DockerContainer]]:
+        """The workload's guard (None when it has none) and the spec's containers, in one listing."""
         found = self.containers(key, guards=True)
         guard = found[0] if found and GUARD in found[0].labels else None
-        return [state_of(container, guard) for container in found if container is not guard] or None
+        return guard, [container for container in found if container is not guard]
+
+    def guard(self, key: str) -> DockerContainer | None:
+        return self.guarded(key)[0]
+
+    def states(self, key: str) -> list[ContainerState] | None:
+        guard, containers = self.guarded(key)
+        return [state_of(container, guard) for container in containers] or None
 
     def wait(self, key: str, cancelled: threading.Event | None = None) -> list[ContainerState]:
         for container in self.containers(key):
@@ -301,7 +310,8 @@ class DockerBackend:
         return states
 
     def stop_guard(self, key: str) -> None:
-        for guard in [c for c in self.containers(key, guards=True) if GUARD in c.labels]:
+        guard = self.guard(key)
+        if guard is not None:
             with contextlib.suppress(docker.errors.DockerException):
                 guard.kill()
 

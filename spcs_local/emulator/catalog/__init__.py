@@ -355,14 +355,13 @@ class Catalog(PoolsAndRepositories, Workloads):
         upgraded = dataclasses.replace(service, spec=spec, generation=new_generation(), failure=None)
         self.workload(upgraded)  # the spec and its images, checked before anything changes
         if not service.suspended:
+            backend = self.containers_backend()
             try:
                 with self.workload_lock(upgraded):
-                    self.containers_backend().start(self.workload(upgraded, self.issue_token(upgraded)))
+                    backend.start(self.workload(upgraded, self.issue_token(upgraded)))
                 self.wait_until_ready(upgraded)
-            except (BackendError, SnowflakeError) as error:
+            except BackendError as error:
                 self.forget_workload(upgraded)
-                if isinstance(error, SnowflakeError):
-                    raise
                 raise invalid(f"Upgrade of {name.name} failed: {error} The service keeps its former spec.") from None
         with self.lock:
             self.services[service.key] = upgraded
@@ -372,6 +371,7 @@ class Catalog(PoolsAndRepositories, Workloads):
         return "Statement executed successfully."
 
     def wait_until_ready(self, service: Service) -> None:
+        """Until each container of the service is READY; BackendError when one fails or time runs out."""
         deadline = time.monotonic() + UPGRADE_SECONDS
         while True:
             states = self.containers_backend().states(service.workload_key) or []
@@ -379,8 +379,7 @@ class Catalog(PoolsAndRepositories, Workloads):
                 return
             failed = [state for state in states if state.status == "FAILED"]
             if failed or time.monotonic() > deadline:
-                problem = failed[0].message if failed else f"not READY within {UPGRADE_SECONDS} s"
-                raise invalid(f"Upgrade of {service.name} failed: {problem}. The service keeps its former spec.")
+                raise BackendError(f"{failed[0].message if failed else f'not READY within {UPGRADE_SECONDS} s'}.")
             time.sleep(0.2)
 
     def refresh_egress(self, services: list[Service] | None = None) -> None:
@@ -467,7 +466,7 @@ class Catalog(PoolsAndRepositories, Workloads):
             text = ""
         else:
             text = self.backend.logs(service.workload_key, container, lines, since)
-        return text if timestamps else "\n".join(STAMP.sub("", line) for line in text.split("\n"))
+        return text if timestamps else STAMP.sub("", text)
 
     # --- service functions --------------------------------------------------------------------
 

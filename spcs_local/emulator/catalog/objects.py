@@ -118,6 +118,10 @@ class Outcome:
     containers: list[dict[str, Any]]
 
 
+def new_generation() -> str:
+    return uuid.uuid4().hex[:12]
+
+
 @dataclass
 class Service:
     database: str
@@ -143,7 +147,7 @@ class Service:
     updated_on: datetime = field(default_factory=now)
     resumed_on: datetime | None = None
     suspended_on: datetime | None = None
-    generation: str = field(default_factory=lambda: new_generation())  # this object's (and spec's), not its name's
+    generation: str = field(default_factory=new_generation)  # this object's (and spec's), not its name's
 
     @property
     def object_name(self) -> ObjectName:
@@ -258,7 +262,7 @@ def unset(obj: Any, names: dict[str, Any], defaults: dict[str, Any], kind: str) 
 
 
 # A log line's timestamp, as the backend gives it (Docker's RFC 3339, to the nanosecond), and a space.
-STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z ")
+STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z ", re.MULTILINE)
 
 
 def stamp_of(line: str) -> datetime:
@@ -267,10 +271,6 @@ def stamp_of(line: str) -> datetime:
     if not found:
         return datetime.min.replace(tzinfo=UTC)
     return parse_timestamp(found.group(0).strip())
-
-
-def new_generation() -> str:
-    return uuid.uuid4().hex[:12]
 
 
 def listed(value: Any) -> list[Any]:
