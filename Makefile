@@ -34,31 +34,48 @@ CONFIRM ?=
 # The Snowflake CLI: the one on PATH, else the one `make snow-cli` installs in its own environment.
 SNOW_VENV := .snow-venv
 SNOW ?= $(shell command -v snow 2>/dev/null || echo $(CURDIR)/$(SNOW_VENV)/bin/snow)
-SNOWFLAKE_CLI_VERSION := 3.30.0
 
 # A value as one shell word, whatever it holds: variables never reach the shell as code.
 quote = '$(subst ','\'',$(1))'
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-long lint lint-spec bench run-echo run-job run-caller local-up local-down reset-local
+.PHONY: help venv lock demo test test-long lint lint-spec bench run-echo run-job run-caller local-up local-down reset-local
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 venv: $(VENV)/.installed ## Create .venv with the apps' and the tooling's dependencies
 
-$(VENV)/.installed: pyproject.toml $(APP_REQUIREMENTS)
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is needed: make PYTHON=python3.x")'
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(addprefix -r ,$(APP_REQUIREMENTS)) -e '.[dev,local]'
+# uv makes every environment from the exact pins of locks/ (`make lock` re-resolves them): the uv on PATH,
+# else one that pip installs in a folder of its own, .uv/.
+UV_VERSION := 0.13.10
+CHECK_PYTHON := $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is needed: make PYTHON=python3.x")'
+UV ?= $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.uv/bin/uv)
+$(CURDIR)/.uv/bin/uv:
+	@$(CHECK_PYTHON)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target .uv uv==$(UV_VERSION)
+
+# An environment from a lock file: $(call uv-env,folder,lock file). Compiled as pip does, for the first run's sake.
+uv-env = $(UV) venv --quiet --allow-existing --python $(PYTHON) $(1) && $(UV) pip sync --quiet --compile-bytecode --python $(1) $(2)
+
+$(VENV)/.installed: locks/dev.txt | $(UV)
+	@$(CHECK_PYTHON)
+	$(call uv-env,$(VENV),locks/dev.txt)
 	@touch $@
 
-# The newest connector line beside the apps' pin, so that the tests log in with both (tests/test_clients.py).
 CONNECTOR5_VENV := .connector5-venv
-$(CONNECTOR5_VENV)/.installed:
-	$(PYTHON) -m venv $(CONNECTOR5_VENV)
-	$(CONNECTOR5_VENV)/bin/pip install --quiet --disable-pip-version-check snowflake-connector-python==5.2.0
+$(CONNECTOR5_VENV)/.installed: locks/connector5.txt | $(UV)
+	$(call uv-env,$(CONNECTOR5_VENV),locks/connector5.txt)
 	@touch $@
+
+# The lock files from the pins: the apps' requirements.txt (what their images install), pyproject.toml's extras,
+# and locks/*.in. Needs PyPI; run it after changing a pin, and commit what it writes.
+lock: | $(UV) ## Re-resolve locks/ from the pins after changing one
+	$(UV) pip compile --quiet --universal --python-version 3.11 -o locks/dev.txt \
+		pyproject.toml --extra dev --extra local $(APP_REQUIREMENTS)
+	$(UV) pip compile --quiet --universal --python-version 3.11 -o locks/snow-cli.txt \
+		locks/snow-cli.in --override locks/snow-cli-overrides.txt
+	$(UV) pip compile --quiet --universal --python-version 3.11 -o locks/connector5.txt locks/connector5.in
 
 demo: venv ## Run the tutorials' whole flow offline: no account, no Docker
 	$(PY) -m spcs_local.demo --local-dir $(call quote,$(LOCAL_DIR)/demo)
@@ -138,9 +155,10 @@ DEPLOY = $(SNOW_ENV) $(PY) -m spcs_local.deploy $(call flag,snow,$(SNOW)) $(call
 	$(call flag,repository,$(REPOSITORY)) $(call flag,stage,$(STAGE)) $(call flag,echo-image,$(ECHO_IMAGE)) \
 	$(call flag,job-image,$(JOB_IMAGE)) $(call flag,caller-image,$(CALLER_IMAGE)) $(call flag,confirm,$(CONFIRM)) \
 	$(call flag,local-dir,$(LOCAL_DIR))
-snow-cli: ## Install the Snowflake CLI in its own environment (.snow-venv): its pins clash with the apps' Snowpark
-	@test -x $(call quote,$(SNOW)) || { $(PYTHON) -m venv $(SNOW_VENV) && \
-		$(SNOW_VENV)/bin/pip install --quiet --disable-pip-version-check snowflake-cli==$(SNOWFLAKE_CLI_VERSION); }
+snow-cli: $(SNOW) ## Install the Snowflake CLI in its own environment (.snow-venv): its pins clash with the apps' Snowpark
+$(CURDIR)/$(SNOW_VENV)/bin/snow: locks/snow-cli.txt | $(UV)
+	$(call uv-env,$(SNOW_VENV),locks/snow-cli.txt)
+	@touch $@
 
 DEPLOY_TARGETS := setup build push deploy deploy-echo deploy-tutorial-2 deploy-tutorial-3 \
 	status logs results echo-query endpoints teardown
