@@ -11,6 +11,7 @@ import io
 import ipaddress
 import json
 import os
+import shutil
 import subprocess
 import threading
 import urllib.request
@@ -412,6 +413,35 @@ def test_snow_spcs_service_upgrade_runs_the_new_spec_and_back(local: Local) -> N
 
     assert upgraded.returncode == 0 and back.returncode == 0, upgraded.stdout + upgraded.stderr + back.stderr
     assert "Alice said hello" in answer.stdout and "Bob said hello" in again.stdout
+
+
+def test_the_project_definition_deploys_the_echo_service_and_upgrades_it(local: Local) -> None:
+    """snowflake.yml, as the README shows it: `snow spcs ... deploy`, then `--upgrade` after a spec change."""
+    alice = local.directory / "project-alice"
+    (alice / "echo-service").mkdir(parents=True)
+    shutil.copy(ROOT / "snowflake.yml", alice)
+    spec = (ROOT / "echo-service" / "echo_spec.yaml").read_text()
+    (alice / "echo-service" / "echo_spec.yaml").write_text(spec.replace("CHARACTER_NAME: Bob", "CHARACTER_NAME: Alice"))
+    # `make setup` made the pool and the repository: the pool's deploy sets its properties, the repository's
+    # says it exists, as against an account.
+    pool = local.snow("spcs", "compute-pool", "deploy", "--upgrade", "--project", str(ROOT))
+    repository = local.snow("spcs", "image-repository", "deploy", "--project", str(ROOT))
+    local.snow("sql", "-q", "DROP SERVICE echo_service")
+
+    deployed = local.snow("spcs", "service", "deploy", "echo_service", "--project", str(ROOT))
+    waited = local.snow("sql", "-q", "SELECT SYSTEM$WAIT_FOR_SERVICES(120, 'echo_service')")
+    bob = local.snow("sql", "-q", "SELECT my_echo_udf('hello') AS answer")
+    upgraded = local.snow("spcs", "service", "deploy", "echo_service", "--upgrade", "--project", str(alice))
+    answer = local.snow("sql", "-q", "SELECT my_echo_udf('hello') AS answer")
+    back = local.snow("spcs", "service", "deploy", "echo_service", "--upgrade", "--project", str(ROOT))
+
+    assert pool.returncode == 0, pool.stdout + pool.stderr
+    assert "Image-repository tutorial_db.data_schema.tutorial_repository already exists" in repository.stderr
+    assert "Service ECHO_SERVICE successfully created." in deployed.stdout, deployed.stdout + deployed.stderr
+    assert "| OK " in waited.stdout and "Bob said hello" in bob.stdout
+    assert upgraded.returncode == 0 and back.returncode == 0, upgraded.stdout + upgraded.stderr + back.stderr
+    assert "Alice said hello" in answer.stdout
+    assert not (ROOT / "output").exists()  # snow's bundle folder, removed after each deploy
 
 
 def test_after_a_restart_the_service_comes_back(local: Local) -> None:
