@@ -176,6 +176,19 @@ def exchange(port: int, request: bytes, wait: float = 10) -> bytes:
         return reply
 
 
+def test_pipelined_requests_on_one_connection_get_whole_replies_in_order(small_echo: tuple[str, int]) -> None:
+    _, port = small_echo
+    request = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+    bodies = [b'{"data": [[0, "first"]]}', b'{"data": [[0, "second"]]}']
+    closing = b"GET /healthcheck HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+
+    reply = exchange(port, b"".join(request % (len(body), body) for body in bodies) + closing)
+
+    assert reply.count(b"HTTP/1.1 200 OK\r\n") == 3
+    assert reply.index(b" said first") < reply.index(b" said second") < reply.index(b"I'm ready!")
+    assert reply.endswith(b"I'm ready!")
+
+
 def test_a_body_over_the_limit_is_a_413_before_it_is_read(small_echo: tuple[str, int]) -> None:
     _, port = small_echo
     # It claims a gigabyte and sends 20 bytes: the answer comes without waiting for the rest.
