@@ -240,10 +240,10 @@ def start_big_insert(env: dict[str, str], rows: int) -> subprocess.Popen:
 def test_a_job_stopped_mid_insert_commits_none_of_it(tmp_path) -> None:
     port = free_port()
     with start_emulator(port, tmp_path):
-        job = start_big_insert(client_env(port), 80_000_000)
+        job = start_big_insert(client_env(port), 40_000_000)
         job.send_signal(signal.SIGTERM)
         job.communicate(timeout=30)
-        time.sleep(10)  # past the time the whole INSERT takes
+        time.sleep(5)  # past the time the whole INSERT takes
 
         assert row_count(client_env(port), "numbers") == 1
 
