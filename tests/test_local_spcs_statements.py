@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from spcs_local.emulator.results import SnowflakeError
+from spcs_local.emulator.workload import Probe
 
 from .conftest import ROOT
 from .fakes import FakeBackend, LocalSPCS
@@ -282,6 +283,17 @@ def test_a_spec_the_linter_only_warns_about_runs_as_spcs_reads_it(spcs: LocalSPC
     [workload] = spcs.backend.started
     assert [container.name for container in workload.containers] == ["echo"] and workload.ports == (8000,)
     assert [row["name"] for row in spcs.rows("SHOW ENDPOINTS IN SERVICE singular")] == ["echoendpoint"]
+
+
+def test_a_spec_with_probe_timings_and_a_liveness_probe_runs(spcs: LocalSPCS) -> None:
+    probes = (ROOT / "tests" / "specs" / "reference" / "liveness-probe.yaml").read_text()
+    probes = probes.replace("echo_service:dev", "my_echo_service_image:latest")
+
+    spcs.sql(f"CREATE SERVICE probed IN COMPUTE POOL tutorial_compute_pool FROM SPECIFICATION $$ {probes} $$")
+
+    assert spcs.value("SELECT SYSTEM$WAIT_FOR_SERVICES(10, 'probed')") == "OK"
+    [workload] = spcs.backend.started
+    assert workload.containers[0].readiness == Probe(8088, "/healthcheck")
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ VERDICTS = {
     "tests/specs/reference/command-and-args.yaml": "ok",
     "tests/specs/reference/env-and-endpoint.yaml": "ok",
     "tests/specs/reference/readiness-probe.yaml": "ok",
+    "tests/specs/reference/liveness-probe.yaml": "ok",
     "tests/specs/reference/resources-gpu.yaml": "ok",
     "tests/specs/reference/secrets.yaml": "ok",
     "tests/specs/reference/port-range.yaml": "ok",
@@ -171,6 +172,11 @@ SECRET = MINIMAL + "    secrets:\n    - "
             MINIMAL + "    readinessProbe: {port: 8000, path: /, timeoutSeconds: 1}\n",
             "error: spec.containers[0].readinessProbe.timeoutSeconds: unknown key 'timeoutSeconds' (line 5)",
         ),
+        (
+            MINIMAL + "    livenessProbe: {port: 8000, path: /, periodSeconds: 0}\n",
+            "error: spec.containers[0].livenessProbe.periodSeconds: must be at least 1 (got 0) (line 5)",
+        ),
+        (MINIMAL + "    livenessProbe: {path: /}\n", "error: spec.containers[0].livenessProbe: missing 'port'"),
         (
             MINIMAL + "  image: x\n",
             "error: spec.image: unknown key 'image' here: it belongs under spec.containers[] (check the indentation)",
