@@ -31,6 +31,7 @@ class FakeBackend:
     fail_start: str | None = None
     job_seconds: float = 0.0
     start_seconds: float = 0.0  # how long a start takes (pulling, creating)
+    created: int | None = None  # how many of a workload's containers exist so far (None: all of them)
     started: list[Workload] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     running: dict[str, Workload] = field(default_factory=dict)
@@ -47,7 +48,7 @@ class FakeBackend:
         if workload is None:
             return None
         states = []
-        for container in workload.containers:
+        for container in workload.containers[: self.created]:
             if workload.job:
                 code = self.exit_codes.get(container.name, 0)
                 status, message = ("DONE", "Completed successfully") if code == 0 else ("FAILED", f"exit code {code}")

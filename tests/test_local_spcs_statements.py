@@ -285,6 +285,21 @@ def test_a_spec_the_linter_only_warns_about_runs_as_spcs_reads_it(spcs: LocalSPC
     assert [row["name"] for row in spcs.rows("SHOW ENDPOINTS IN SERVICE singular")] == ["echoendpoint"]
 
 
+def test_a_service_is_ready_only_once_every_container_of_its_spec_is(spcs: LocalSPCS) -> None:
+    image = f"/{REPOSITORY}/my_echo_service_image:latest"
+    two = f"spec:\n  containers:\n  - name: first\n    image: {image}\n  - name: second\n    image: {image}\n"
+    spcs.backend.created = 1  # the second container is not made yet
+
+    spcs.sql(f"CREATE SERVICE two IN COMPUTE POOL tutorial_compute_pool FROM SPECIFICATION $${two}$$")
+    with pytest.raises(SnowflakeError, match="waiting for the services to be READY: TWO is PENDING"):
+        spcs.sql("SELECT SYSTEM$WAIT_FOR_SERVICES(1, 'two')")
+    containers = spcs.rows("SHOW SERVICE CONTAINERS IN SERVICE two")
+    spcs.backend.created = None
+
+    assert [(row["container_name"], row["status"]) for row in containers] == [("first", "READY"), ("second", "PENDING")]
+    assert spcs.value("SELECT SYSTEM$WAIT_FOR_SERVICES(10, 'two')") == "OK"
+
+
 def test_a_spec_with_probe_timings_and_a_liveness_probe_runs(spcs: LocalSPCS) -> None:
     probes = (ROOT / "tests" / "specs" / "reference" / "liveness-probe.yaml").read_text()
     probes = probes.replace("echo_service:dev", "my_echo_service_image:latest")
