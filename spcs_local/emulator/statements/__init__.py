@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from spcs_local.emulator import spec_templates
 from spcs_local.emulator.catalog import Catalog, ServiceFunction, already_dropped
 from spcs_local.emulator.results import Result, SnowflakeError, invalid, syntax_error, unsupported
 from spcs_local.emulator.statements.access import AccessStatements
@@ -339,8 +340,9 @@ class Statements(AccessStatements, ListingStatements, SystemFunctions):
         parts = parser.name_parts()
         parser.expect("IN", "COMPUTE", "POOL")
         pool = ".".join(parser.name_parts())
+        options = parser.options(stop=("FROM",))  # properties may come before FROM too, as in the docs' examples
         source = self.spec_source(parser)
-        options = parser.options()
+        options.update(parser.options())
         parser.end()
 
         def create(context: Context) -> Result:
@@ -384,24 +386,36 @@ class Statements(AccessStatements, ListingStatements, SystemFunctions):
         return execute
 
     def spec_source(self, parser: Parser) -> Callable[[Context], str]:
-        """FROM @stage SPECIFICATION_FILE='file' (the tutorials' SPEC='file' too), or FROM SPECIFICATION $$...$$."""
+        """FROM @stage SPECIFICATION_FILE='file' (the tutorials' SPEC='file' too), or FROM SPECIFICATION $$...$$;
+        or either as a template, SPECIFICATION_TEMPLATE[_FILE], followed by USING (key => value, ...)."""
         parser.expect("FROM")
-        if parser.accept("SPECIFICATION"):
+        template = parser.accept("SPECIFICATION_TEMPLATE")
+        if template or parser.accept("SPECIFICATION"):
             text = parser.string()
-            return lambda context: text
-        if parser.at_words("SPECIFICATION_TEMPLATE"):
-            raise unsupported("SPECIFICATION_TEMPLATE")
-        parser.expect_punct("@")
-        stage = parser.name_parts()
-        key = parser.next()
-        if key.kind != "word" or key.value not in ("SPECIFICATION_FILE", "SPEC"):
-            if key.value == "SPECIFICATION_TEMPLATE_FILE":
-                raise unsupported("SPECIFICATION_TEMPLATE_FILE")
-            parser.at -= 1
-            raise parser.error()
-        parser.expect_punct("=")
-        path = parser.string()
-        return lambda context: self.stages.read(resolve(stage, context), path)
+            read: Callable[[Context], str] = lambda context: text  # noqa: E731
+        else:
+            parser.expect_punct("@")
+            stage = parser.name_parts()
+            key = parser.next()
+            template = key.value == "SPECIFICATION_TEMPLATE_FILE"
+            if key.kind != "word" or not (template or key.value in ("SPECIFICATION_FILE", "SPEC")):
+                parser.at -= 1
+                raise parser.error()
+            parser.expect_punct("=")
+            path = parser.string()
+            read = lambda context: self.stages.read(resolve(stage, context), path)  # noqa: E731
+        if not template:
+            return read
+        parser.expect("USING")
+        values = dict(parser.listed(lambda: template_value(parser)))
+
+        def rendered(context: Context) -> str:
+            try:
+                return spec_templates.render(read(context), values)
+            except spec_templates.TemplateProblem as problem:
+                raise invalid(f"Invalid specification template: {problem}.") from None
+
+        return rendered
 
     def create_function(self, parser: Parser, or_replace: bool) -> Run | None:
         """A service function: CREATE FUNCTION f (args) RETURNS type SERVICE=s ENDPOINT=e [options] AS '/path'."""
@@ -451,3 +465,19 @@ def whole(options: dict[str, Any], key: str, default: int | None) -> int | None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
         raise invalid(f"SQL compilation error:\n{key} must be a whole number, got {value!r}.")
     return value
+
+
+def template_value(parser: Parser) -> tuple[str, str]:
+    """`key => value` of a template's USING: the key as written, the value as the template gets it (a string's
+    text, a number or TRUE/FALSE as written)."""
+    key = parser.identifier()
+    parser.expect_punct("=>")
+    token = parser.next()
+    if token.kind in ("string", "dollar"):
+        value = token.value
+    elif token.kind == "number" or (token.kind == "word" and token.value in ("TRUE", "FALSE")):
+        value = token.text.lower()
+    else:
+        parser.at -= 1
+        raise parser.error()
+    return (key.value if key.kind == "quoted" else key.text), value
