@@ -543,14 +543,24 @@ def test_suspend_resume_and_drop_a_service(spcs: LocalSPCS) -> None:
 def test_set_and_unset_keep_and_show_a_services_properties(spcs: LocalSPCS) -> None:
     spcs.sql(CREATE_ECHO)
 
-    spcs.sql("ALTER SERVICE echo_service SET AUTO_SUSPEND_SECS = 1200 QUERY_WAREHOUSE = wh COMMENT = 'echo'")
+    spcs.sql("ALTER SERVICE echo_service SET AUTO_SUSPEND_SECS = 1200 QUERY_WAREHOUSE = wh COMMENT = 'echo' "
+             "MIN_READY_INSTANCES = 1 LOG_LEVEL = 'debug'")  # fmt: skip
     after_set = spcs.rows("DESCRIBE SERVICE echo_service")[0]
-    spcs.sql("ALTER SERVICE echo_service UNSET AUTO_SUSPEND_SECS, QUERY_WAREHOUSE, COMMENT")
+    service = spcs.catalog.services["TUTORIAL_DB.DATA_SCHEMA.ECHO_SERVICE"]
+    kept_level = service.log_level
+    spcs.sql("ALTER SERVICE echo_service UNSET AUTO_SUSPEND_SECS, QUERY_WAREHOUSE, COMMENT, LOG_LEVEL")
     after_unset = spcs.rows("SHOW SERVICES LIKE 'ECHO_SERVICE'")[0]
 
     assert (after_set["auto_suspend_secs"], after_set["query_warehouse"], after_set["comment"]) == (1200, "WH", "echo")
+    assert (after_set["min_ready_instances"], kept_level) == (1, "DEBUG")
     assert (after_unset["auto_suspend_secs"], after_unset["query_warehouse"], after_unset["comment"]) == (0, None, None)
+    assert service.log_level is None
     assert "invalid property 'SPEC'" in error_of(spcs, "ALTER SERVICE echo_service UNSET SPEC").message
+    assert "invalid property 'SPEC'" in error_of(spcs, "ALTER SERVICE echo_service SET SPEC = 'x'").message
+    assert (
+        "invalid value [LOUD] for parameter 'LOG_LEVEL'"
+        in error_of(spcs, "ALTER SERVICE echo_service SET LOG_LEVEL = 'LOUD'").message
+    )
 
 
 def test_alter_service_from_a_new_spec_starts_it_before_the_old_instance_stops(spcs: LocalSPCS) -> None:

@@ -52,7 +52,9 @@ from spcs_local.emulator.catalog.objects import (
     flag,
     function_key,
     key_of,
+    known,
     listed,
+    log_level,
     new_generation,
     now,
     outcome_problems,
@@ -177,6 +179,8 @@ class Catalog(PoolsAndRepositories, Workloads):
             is_job=is_job,
             min_instances=positive(options, "MIN_INSTANCES", 1),
             max_instances=positive(options, "MAX_INSTANCES", 1),
+            min_ready_instances=positive(options, "MIN_READY_INSTANCES") if "MIN_READY_INSTANCES" in options else None,
+            log_level=log_level(options),
             auto_resume=flag(options, "AUTO_RESUME", True),
             auto_suspend_secs=positive(options, "AUTO_SUSPEND_SECS", 0, allow_zero=True),
             query_warehouse=options.get("QUERY_WAREHOUSE"),
@@ -323,9 +327,12 @@ class Catalog(PoolsAndRepositories, Workloads):
                 if "EXTERNAL_ACCESS_INTEGRATIONS" in options:
                     self.refresh_egress([service])
             else:  # SET
-                for option in ("MIN_INSTANCES", "MAX_INSTANCES"):
+                known(options, SERVICE_DEFAULTS, "SERVICE")
+                for option in ("MIN_INSTANCES", "MAX_INSTANCES", "MIN_READY_INSTANCES"):
                     if option in options:
                         setattr(service, option.lower(), positive(options, option))
+                if "LOG_LEVEL" in options:
+                    service.log_level = log_level(options)
                 if "AUTO_SUSPEND_SECS" in options:
                     service.auto_suspend_secs = positive(options, "AUTO_SUSPEND_SECS", allow_zero=True)
                 if "AUTO_RESUME" in options:

@@ -136,6 +136,8 @@ class Service:
     max_instances: int = 1
     auto_resume: bool = True
     auto_suspend_secs: int = 0  # kept and shown; the local SPCS doesn't suspend by itself
+    min_ready_instances: int | None = None  # None: MIN_INSTANCES, as Snowflake shows it
+    log_level: str | None = None  # the service's LOG_LEVEL parameter, when set on it
     query_warehouse: str | None = None
     external_access_integrations: list[str] = field(default_factory=list)
     comment: str | None = None
@@ -244,18 +246,25 @@ SERVICE_DEFAULTS: dict[str, Any] = {
     "MAX_INSTANCES": 1,
     "AUTO_RESUME": True,
     "AUTO_SUSPEND_SECS": 0,
+    "MIN_READY_INSTANCES": None,
     "QUERY_WAREHOUSE": None,
     "EXTERNAL_ACCESS_INTEGRATIONS": [],
     "COMMENT": None,
+    "LOG_LEVEL": None,
 }
 POOL_DEFAULTS: dict[str, Any] = {"AUTO_RESUME": True, "AUTO_SUSPEND_SECS": 3600, "COMMENT": None}
 
 
-def unset(obj: Any, names: dict[str, Any], defaults: dict[str, Any], kind: str) -> None:
-    """ALTER ... UNSET: each named property back to its default."""
+def known(names: dict[str, Any], defaults: dict[str, Any], kind: str) -> None:
+    """ALTER ... SET or UNSET names only properties the object has."""
     for name in names:
         if name not in defaults:
             raise invalid(f"SQL compilation error:\ninvalid property '{name}' for '{kind}'")
+
+
+def unset(obj: Any, names: dict[str, Any], defaults: dict[str, Any], kind: str) -> None:
+    """ALTER ... UNSET: each named property back to its default."""
+    known(names, defaults, kind)
     for name in names:
         value = defaults[name]
         setattr(obj, name.lower(), list(value) if isinstance(value, list) else value)
@@ -329,6 +338,19 @@ def positive(options: dict[str, Any], key: str, default: int | None = None, allo
         least = "0" if allow_zero else "1"
         raise invalid(f"SQL compilation error:\n{key} must be a whole number of {least} or more, got {value!r}.")
     return value
+
+
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF")
+
+
+def log_level(options: dict[str, Any]) -> str | None:
+    """LOG_LEVEL = 'INFO' and the like, in uppercase; None when not given."""
+    value = options.get("LOG_LEVEL")
+    if value is None:
+        return None
+    if not isinstance(value, str) or value.upper() not in LOG_LEVELS:
+        raise invalid(f"SQL compilation error:\ninvalid value [{value}] for parameter 'LOG_LEVEL'")
+    return value.upper()
 
 
 def flag(options: dict[str, Any], key: str, default: bool) -> bool:

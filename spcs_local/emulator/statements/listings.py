@@ -196,7 +196,8 @@ class ListingStatements:
         integrations = json.dumps(s.external_access_integrations) if s.external_access_integrations else None
         return [
             s.name, view.status, s.database, s.schema, s.owner, s.compute_pool, s.dns_name, running,
-            0 if s.suspended or s.outcome else 1, s.min_instances, s.min_instances, s.max_instances, s.auto_resume,
+            0 if s.suspended or s.outcome else 1, s.min_ready_instances or s.min_instances, s.min_instances,
+            s.max_instances, s.auto_resume,
             integrations, s.created_on, s.updated_on, s.resumed_on, s.suspended_on, s.auto_suspend_secs, s.comment,
             "ROLE", s.query_warehouse, s.is_job, s.is_async_job, s.spec_digest, False, None, None,
         ]  # fmt: skip
