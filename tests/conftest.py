@@ -125,6 +125,12 @@ def images(docker_client: docker.DockerClient) -> dict[str, Image]:
     return built
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The modules that run whole on one worker (xdist_group) first, the longest tier of them (the containers')
+    before the rest: the single tests then fill in around them, and no long module starts last."""
+    items.sort(key=lambda item: (item.get_closest_marker("xdist_group") is None, "containers" not in item.keywords))
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:  # a worker of pytest-xdist: its report goes to the controller
