@@ -25,10 +25,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import snowflake.connector
-import snowflake.connector.errors
-from snowflake.connector.util_text import split_statements
-
 from spcs_local.emulator import LOCAL_ONLY, client_env, connection_params
 from spcs_local.processes import free_port, stop, wait_for_http
 
@@ -46,13 +42,15 @@ def header(step: int, text: str) -> None:
     print(f"\n=== Step {step}/{STEPS}: {text}", flush=True)
 
 
-def start(stack: contextlib.ExitStack, name: str, args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    """Start a server in the background, logging to `log`; the stack stops it by PID."""
+def start(
+    started: list[subprocess.Popen], name: str, args: list[str], env: dict[str, str], log: Path
+) -> subprocess.Popen:
+    """Start a server in the background, logging to `log`; it joins `started`, which the demo stops by PID."""
     with log.open("w") as out:
         process = subprocess.Popen(
             args, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, preexec_fn=restore_sigint
         )
-    stack.callback(stop, process)
+    started.append(process)
     print(f"started the {name} (pid {process.pid}), log in {log}", flush=True)
     return process
 
@@ -93,6 +91,8 @@ def run(name: str, args: list[str], env: dict[str, str]) -> None:
 
 def statements(file: Path) -> list[str]:
     """A SQL file's statements, as Snowsight runs them one by one."""
+    from snowflake.connector.util_text import split_statements  # once the demo has imported the connector
+
     return [text for text, _ in split_statements(io.StringIO(file.read_text()), remove_comments=True)]
 
 
@@ -130,58 +130,72 @@ def demo(local_dir: Path) -> None:
     os.environ.update(LOCAL_ONLY)  # and in this process's own connection
 
     with contextlib.ExitStack() as stack:
+        started: list[subprocess.Popen] = []
+        stack.callback(lambda: stop(*started))  # both at once
         header(1, "start the Echo service (Tutorial 1) as Bob, and the embedded Snowflake emulator")
         echo_log = logs / "echo-service.log"
         echo = start(
-            stack,
+            started,
             f"Echo service on {echo_url}",
             [python, str(ROOT / "echo-service" / "echo_service.py")],
             {"SERVER_HOST": "127.0.0.1", "SERVER_PORT": str(echo_port), "CHARACTER_NAME": "Bob", "SERVER_WORKERS": "1"},
             echo_log,
         )
         emulator = start(
-            stack,
+            started,
             f"Snowflake emulator on 127.0.0.1:{snowflake_port}, where echo_service's endpoint is {echo_url}",
             [python, "-m", "spcs_local.emulator", "--port", str(snowflake_port), "--data-dir",
              str(local_dir / "snowflake"), "--external-service", f"echo_service:echoendpoint={echo_url}"],
             {},
             logs / "snowflake.log",
         )  # fmt: skip
+        # Imported only now, so that its half second of imports overlaps the servers' start.
+        import snowflake.connector
+
         ready(f"{echo_url}/healthcheck", echo, echo_log)
         ready(f"http://127.0.0.1:{snowflake_port}/healthcheck", emulator, logs / "snowflake.log")
         print("both are ready", flush=True)
 
-        header(2, "Tutorial 1's SQL, from echo-service/sql/: my_echo_udf sends its rows to the Echo service")
-        connection = stack.enter_context(snowflake.connector.connect(**connection_params(snowflake_env)))
-        cursor = connection.cursor()
-        sql = ROOT / "echo-service" / "sql"
-        for statement in statements(sql / "create_service.sql"):
-            if "FUNCTION" in statement.split("(")[0].upper():  # the service runs as a process (step 1)
+        try:
+            header(2, "Tutorial 1's SQL, from echo-service/sql/: my_echo_udf sends its rows to the Echo service")
+            connection = stack.enter_context(snowflake.connector.connect(**connection_params(snowflake_env)))
+            cursor = connection.cursor()
+            sql = ROOT / "echo-service" / "sql"
+            for statement in statements(sql / "create_service.sql"):
+                if "FUNCTION" in statement.split("(")[0].upper():  # the service runs as a process (step 1)
+                    show(cursor, statement)
+            for statement in statements(sql / "use_service.sql"):
                 show(cursor, statement)
-        for statement in statements(sql / "use_service.sql"):
-            show(cursor, statement)
-        batches = [line for line in echo_log.read_text().splitlines() if "] [INFO] Received" in line]
-        print(f"\nThe Echo service's log ({echo_log}) shows each batch it received:", *batches, sep="\n", flush=True)
+            batches = [line for line in echo_log.read_text().splitlines() if "] [INFO] Received" in line]
+            print(
+                f"\nThe Echo service's log ({echo_log}) shows each batch it received:", *batches, sep="\n", flush=True
+            )
 
-        header(3, "Tutorial 3: the service-to-service job calls the Echo service")
-        run(
-            "Tutorial 3's job",
-            [python, str(ROOT / "tutorial-3-service-to-service" / "service_to_service.py")],
-            {"SERVICE_URL": f"{echo_url}/echo"},
-        )
+            header(3, "Tutorial 3: the service-to-service job calls the Echo service")
+            run(
+                "Tutorial 3's job",
+                [python, str(ROOT / "tutorial-3-service-to-service" / "service_to_service.py")],
+                {"SERVICE_URL": f"{echo_url}/echo"},
+            )
 
-        header(4, "Tutorial 2: the job runs the tutorial's query and appends it to the results table")
-        run(
-            "Tutorial 2's job",
-            [python, str(ROOT / "tutorial-2-job" / "main.py"), f"--query={TUTORIAL_QUERY}", "--result_table=results"],
-            snowflake_env,
-        )
+            header(4, "Tutorial 2: the job runs the tutorial's query and appends it to the results table")
+            run(
+                "Tutorial 2's job",
+                [
+                    python,
+                    str(ROOT / "tutorial-2-job" / "main.py"),
+                    f"--query={TUTORIAL_QUERY}",
+                    "--result_table=results",
+                ],
+                snowflake_env,
+            )
 
-        header(5, "Tutorial 2's result")
-        show(cursor, "SELECT * FROM results")
-        print(
-            f"\nTables persist in {local_dir / 'snowflake'}: run the demo again for another row, or `make reset-local`."
-        )
+            header(5, "Tutorial 2's result")
+            show(cursor, "SELECT * FROM results")
+            print(f"\nTables persist in {local_dir / 'snowflake'}: run the demo again for another row, "
+                  "or `make reset-local`.")  # fmt: skip
+        except snowflake.connector.errors.Error as error:
+            raise DemoFailed(str(error)) from None
 
 
 def main() -> int:
@@ -194,7 +208,7 @@ def main() -> int:
     except KeyboardInterrupt:
         print("\nDemo stopped; everything it started is stopped too.", file=sys.stderr)
         return 130
-    except (DemoFailed, RuntimeError, OSError, snowflake.connector.errors.Error) as error:
+    except (DemoFailed, RuntimeError, OSError) as error:
         print(f"\nDemo failed: {error}", file=sys.stderr)
         return 1
     return 0

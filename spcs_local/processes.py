@@ -44,16 +44,18 @@ def wait_for_http(url: str, process: Pollable | None = None, timeout: float = 30
         time.sleep(0.1)
 
 
-def stop(process: subprocess.Popen, timeout: float = 10.0) -> int:
-    """SIGTERM the process, then SIGKILL it if it is still there after `timeout`."""
-    if process.poll() is None:
+def stop(*processes: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM the processes, all at once, then SIGKILL any still there after `timeout`."""
+    running = [process for process in processes if process.poll() is None]
+    for process in running:
         process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for process in running:
         try:
-            process.wait(timeout)
+            process.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-    return process.returncode
 
 
 @contextlib.contextmanager
