@@ -162,7 +162,7 @@ def test_an_unreachable_backend_fails_within_the_login_timeout() -> None:
     assert "Job failed" in job.stdout
 
 
-NETWORK_TIMEOUT = 4
+NETWORK_TIMEOUT = 2
 
 
 def test_a_backend_that_vanishes_mid_query_fails_the_job_in_one_line_within_the_network_timeout(tmp_path) -> None:
