@@ -15,7 +15,7 @@ from spcs_local.processes import wait_for_http
 
 from .conftest import IMAGES
 
-pytestmark = [pytest.mark.containers, pytest.mark.xdist_group("containers")]
+pytestmark = pytest.mark.containers
 
 
 @pytest.fixture

@@ -19,9 +19,6 @@ from spcs_local.processes import free_port, stop, wait_for_http
 
 from .conftest import ECHO_SERVICE, start_echo_service
 
-# One worker runs the whole module: its tests share its module-scoped fixtures.
-pytestmark = pytest.mark.xdist_group("test_echo_service")
-
 
 def call_echo(base: str, body: object) -> requests.Response:
     return requests.post(f"{base}/echo", json=body, timeout=10)

@@ -21,9 +21,6 @@ from spcs_local.processes import free_port
 from .conftest import ROOT, start_emulator
 from .fakes import FakeBackend, LocalSPCS, serving
 
-# One worker runs the whole module: its tests share its module-scoped fixtures.
-pytestmark = pytest.mark.xdist_group("test_emulator_protocol")
-
 JOB_SPEC = (ROOT / "tutorial-2-job" / "my_job_spec.yaml").read_text()
 SLOW_JOB_SECONDS = 2.0
 

@@ -26,8 +26,7 @@ from spcs_local.processes import free_port
 
 from .conftest import BASE_IMAGE, ROOT, without_snowflake_env
 
-# One worker runs the whole module: its tests share one deployment, in order.
-pytestmark = [pytest.mark.containers, pytest.mark.xdist_group("local-spcs")]
+pytestmark = pytest.mark.containers
 
 FAILING_DOCKERFILE = f"""FROM {BASE_IMAGE}
 ENTRYPOINT ["python3", "-c", "print('failing on purpose'); raise SystemExit(3)"]

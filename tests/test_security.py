@@ -30,9 +30,6 @@ from .conftest import ROOT
 from .fakes import FakeBackend, LocalSPCS, serving
 from .test_service_functions import run_into
 
-# One worker runs the whole module: its tests share its module-scoped fixtures.
-pytestmark = pytest.mark.xdist_group("test_security")
-
 JOB_SPEC = (ROOT / "tutorial-2-job" / "my_job_spec.yaml").read_text()
 LOGIN = {"data": {"LOGIN_NAME": "tutorial_user", "PASSWORD": "tutorial_password", "SESSION_PARAMETERS": {}}}
 

@@ -17,9 +17,6 @@ from spcs_local.emulator.catalog import ObjectName
 
 from .fakes import LocalSPCS, serving
 
-# One worker runs the whole module: its tests share its module-scoped fixtures.
-pytestmark = pytest.mark.xdist_group("test_service_functions")
-
 HANG_SECONDS = 5
 SLOW_SECONDS = 3
 BATCH_ID = "sf-external-function-query-batch-id"

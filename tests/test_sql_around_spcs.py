@@ -12,9 +12,6 @@ from spcs_local.emulator import client_env, connection_params, fakesnow_fixes
 
 from .fakes import LocalSPCS, serving
 
-# One worker runs the whole module: its tests share its module-scoped fixtures.
-pytestmark = pytest.mark.xdist_group("test_sql_around_spcs")
-
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, LocalSPCS]]:
