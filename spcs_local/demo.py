@@ -156,46 +156,43 @@ def demo(local_dir: Path) -> None:
         ready(f"http://127.0.0.1:{snowflake_port}/healthcheck", emulator, logs / "snowflake.log")
         print("both are ready", flush=True)
 
+        header(2, "Tutorial 1's SQL, from echo-service/sql/: my_echo_udf sends its rows to the Echo service")
         try:
-            header(2, "Tutorial 1's SQL, from echo-service/sql/: my_echo_udf sends its rows to the Echo service")
             connection = stack.enter_context(snowflake.connector.connect(**connection_params(snowflake_env)))
-            cursor = connection.cursor()
-            sql = ROOT / "echo-service" / "sql"
-            for statement in statements(sql / "create_service.sql"):
-                if "FUNCTION" in statement.split("(")[0].upper():  # the service runs as a process (step 1)
-                    show(cursor, statement)
-            for statement in statements(sql / "use_service.sql"):
-                show(cursor, statement)
-            batches = [line for line in echo_log.read_text().splitlines() if "] [INFO] Received" in line]
-            print(
-                f"\nThe Echo service's log ({echo_log}) shows each batch it received:", *batches, sep="\n", flush=True
-            )
-
-            header(3, "Tutorial 3: the service-to-service job calls the Echo service")
-            run(
-                "Tutorial 3's job",
-                [python, str(ROOT / "tutorial-3-service-to-service" / "service_to_service.py")],
-                {"SERVICE_URL": f"{echo_url}/echo"},
-            )
-
-            header(4, "Tutorial 2: the job runs the tutorial's query and appends it to the results table")
-            run(
-                "Tutorial 2's job",
-                [
-                    python,
-                    str(ROOT / "tutorial-2-job" / "main.py"),
-                    f"--query={TUTORIAL_QUERY}",
-                    "--result_table=results",
-                ],
-                snowflake_env,
-            )
-
-            header(5, "Tutorial 2's result")
-            show(cursor, "SELECT * FROM results")
-            print(f"\nTables persist in {local_dir / 'snowflake'}: run the demo again for another row, "
-                  "or `make reset-local`.")  # fmt: skip
+            tutorials(connection.cursor(), echo_url, echo_log, snowflake_env, local_dir)
         except snowflake.connector.errors.Error as error:
             raise DemoFailed(str(error)) from None
+
+
+def tutorials(cursor: Any, echo_url: str, echo_log: Path, snowflake_env: dict[str, str], local_dir: Path) -> None:
+    """Steps 2 to 5, once both servers answer: Tutorial 1's SQL, both jobs, and Tutorial 2's result."""
+    sql = ROOT / "echo-service" / "sql"
+    for statement in statements(sql / "create_service.sql"):
+        if "FUNCTION" in statement.split("(")[0].upper():  # the service runs as a process (step 1)
+            show(cursor, statement)
+    for statement in statements(sql / "use_service.sql"):
+        show(cursor, statement)
+    batches = [line for line in echo_log.read_text().splitlines() if "] [INFO] Received" in line]
+    print(f"\nThe Echo service's log ({echo_log}) shows each batch it received:", *batches, sep="\n", flush=True)
+
+    header(3, "Tutorial 3: the service-to-service job calls the Echo service")
+    run(
+        "Tutorial 3's job",
+        [sys.executable, str(ROOT / "tutorial-3-service-to-service" / "service_to_service.py")],
+        {"SERVICE_URL": f"{echo_url}/echo"},
+    )
+
+    header(4, "Tutorial 2: the job runs the tutorial's query and appends it to the results table")
+    run(
+        "Tutorial 2's job",
+        [sys.executable, str(ROOT / "tutorial-2-job" / "main.py"), f"--query={TUTORIAL_QUERY}",
+         "--result_table=results"],
+        snowflake_env,
+    )  # fmt: skip
+
+    header(5, "Tutorial 2's result")
+    show(cursor, "SELECT * FROM results")
+    print(f"\nTables persist in {local_dir / 'snowflake'}: run the demo again for another row, or `make reset-local`.")
 
 
 def main() -> int:

@@ -421,11 +421,11 @@ class Catalog(PoolsAndRepositories, Workloads):
             return ServiceView(service, "FAILED", self.failed_states(service, service.failure))
         states = (self.backend.states(service.workload_key) if self.backend else None) or []
         # A container of the spec not yet created (an instance's containers are made one by one) is PENDING.
-        listed = {state.name for state in states}
+        present = {state.name for state in states}
         states += [
             ContainerState(c["name"], "PENDING", "Waiting to start.", "")
             for c in containers_of(service)
-            if c["name"] not in listed
+            if c["name"] not in present
         ]
         statuses = {state.status for state in states}
         if "FAILED" in statuses:
