@@ -26,7 +26,7 @@ from spcs_local.processes import free_port
 class FakeBackend:
     """Runs nothing; each container is READY (or DONE/FAILED with `exit_codes`) once started."""
 
-    exit_codes: dict[str, int] = field(default_factory=dict)  # container name -> a job's exit code
+    exit_codes: dict[str, int] = field(default_factory=dict)  # container (or container/instance) -> exit code
     pending: bool = False  # services never get READY
     fail_start: str | None = None
     job_seconds: float = 0.0
@@ -47,16 +47,16 @@ class FakeBackend:
         workload = self.running.get(key)
         if workload is None:
             return None
-        states = []
+        states, instance = [], int(key.rpartition("/")[2])
         for container in workload.containers[: self.created]:
             if workload.job:
-                code = self.exit_codes.get(container.name, 0)
+                code = self.exit_codes.get(f"{container.name}/{instance}", self.exit_codes.get(container.name, 0))
                 status, message = ("DONE", "Completed successfully") if code == 0 else ("FAILED", f"exit code {code}")
                 states.append(ContainerState(container.name, status, message, container.image, exit_code=code))
             else:
                 status = "PENDING" if self.pending else "READY"
-                states.append(ContainerState(container.name, status, "Running", container.image,
-                                             ports={port: 40000 + port for port in workload.ports}))  # fmt: skip
+                ports = {port: 40000 + 1000 * instance + port for port in workload.ports}  # each instance's own
+                states.append(ContainerState(container.name, status, "Running", container.image, ports=ports))
         return states
 
     def set_egress(self, key: str, egress: tuple[str, ...]) -> None:

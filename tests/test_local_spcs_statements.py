@@ -492,7 +492,7 @@ def test_logs_of_a_service(spcs: LocalSPCS) -> None:
     # What `snow spcs service logs echo_service --container-name echo --instance-id 0` sends.
     logs = spcs.value("call SYSTEM$GET_SERVICE_LOGS('echo_service', '0', 'echo', 500, False, '', False);")
 
-    assert re.fullmatch(r"TUTORIAL_DB.DATA_SCHEMA.ECHO_SERVICE#\w+ echo line 0", logs.splitlines()[0])
+    assert re.fullmatch(r"TUTORIAL_DB.DATA_SCHEMA.ECHO_SERVICE#\w+/0 echo line 0", logs.splitlines()[0])
     assert "no container 'nope'" in error_of(spcs, "SELECT SYSTEM$GET_SERVICE_LOGS('echo_service', 0, 'nope')").message
     assert "no instance 1" in error_of(spcs, "SELECT SYSTEM$GET_SERVICE_LOGS('echo_service', 1, 'echo')").message
     assert "does not exist" in error_of(spcs, "SELECT SYSTEM$GET_SERVICE_LOGS('nope', 0, 'echo')").message
@@ -530,7 +530,7 @@ def test_suspend_resume_and_drop_a_service(spcs: LocalSPCS) -> None:
     spcs.sql("ALTER SERVICE echo_service SUSPEND")
     assert spcs.rows("SHOW SERVICES")[0]["status"] == "SUSPENDED"
     spcs.sql("ALTER SERVICE echo_service RESUME")
-    workload = spcs.catalog.services["TUTORIAL_DB.DATA_SCHEMA.ECHO_SERVICE"].workload_key
+    workload = spcs.catalog.services["TUTORIAL_DB.DATA_SCHEMA.ECHO_SERVICE"].instance_key(0)
 
     assert spcs.value("drop service IDENTIFIER('echo_service')") == "ECHO_SERVICE successfully dropped."
     assert workload in spcs.backend.removed
@@ -575,9 +575,9 @@ def test_alter_service_from_a_new_spec_starts_it_before_the_old_instance_stops(s
     )
 
     new = spcs.catalog.services["TUTORIAL_DB.DATA_SCHEMA.ECHO_SERVICE"]
-    assert spcs.backend.started[-1].key == new.workload_key != old.workload_key
+    assert spcs.backend.started[-1].key == new.instance_key(0) != old.instance_key(0)
     assert spcs.backend.started[-1].containers[0].env["CHARACTER_NAME"] == "Alice"
-    assert spcs.backend.removed[-1] == old.workload_key  # after the new one was READY
+    assert spcs.backend.removed[-1] == old.instance_key(0)  # after the new one was READY
     assert not spcs.catalog.valid_token(old_token)
     assert spcs.rows("DESCRIBE SERVICE echo_service")[0]["spec_digest"] == new.spec_digest != old.spec_digest
     spcs.sql("ALTER SERVICE echo_service FROM @tutorial_stage SPECIFICATION_FILE = 'echo_spec.yaml'")  # and back
@@ -613,7 +613,7 @@ def test_an_upgrade_whose_instance_fails_to_start_leaves_the_old_one(spcs: Local
 
     assert "no space left" in failure.message
     assert spcs.catalog.services["TUTORIAL_DB.DATA_SCHEMA.ECHO_SERVICE"] is before
-    assert before.workload_key in spcs.backend.running
+    assert before.instance_key(0) in spcs.backend.running
 
 
 def test_show_roles_in_service_lists_the_default_role_and_the_specs(spcs: LocalSPCS) -> None:

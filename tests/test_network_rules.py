@@ -131,7 +131,7 @@ def test_a_change_of_integrations_or_rules_reaches_running_services_at_once(spcs
 
 def running_egress(spcs: LocalSPCS, name: str) -> tuple[str, ...]:
     """Where the running instance of a service may connect, as its backend was last told."""
-    return spcs.backend.running[spcs.catalog.services[f"TUTORIAL_DB.DATA_SCHEMA.{name}"].workload_key].egress
+    return spcs.backend.running[spcs.catalog.services[f"TUTORIAL_DB.DATA_SCHEMA.{name}"].instance_key(0)].egress
 
 
 @pytest.mark.parametrize("value", ["pypi.org;reboot", "pypi.org:443:1", "../etc", "$(id)", "host name", "*.*"])

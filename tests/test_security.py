@@ -469,7 +469,7 @@ def test_a_drop_during_the_start_leaves_nothing_running(tmp_path) -> None:
     assert spcs.value("SELECT SYSTEM$WAIT_FOR_SERVICES(30, 'echo_service')") == "OK"
     time.sleep(1.5)  # the first start's end
 
-    assert list(backend.running) == [spcs.catalog.services["TUTORIAL_DB.DATA_SCHEMA.ECHO_SERVICE"].workload_key]
+    assert list(backend.running) == [spcs.catalog.services["TUTORIAL_DB.DATA_SCHEMA.ECHO_SERVICE"].instance_key(0)]
 
 
 def test_one_local_spcs_per_local_dir_whatever_the_ports(tmp_path) -> None:

@@ -13,7 +13,8 @@ import snowflake.connector
 import snowflake.connector.errors
 
 from spcs_local.emulator import client_env, connection_params
-from spcs_local.emulator.catalog import ObjectName
+from spcs_local.emulator.catalog import ObjectName, ServiceFunction
+from spcs_local.emulator.service_functions import CallContext, Caller
 
 from .fakes import LocalSPCS, serving
 
@@ -412,3 +413,33 @@ def requests_post(base: str, path: str, token: str | None) -> None:
     import requests
 
     requests.post(f"{base}{path}", json={}, headers={"Authorization": f'Snowflake Token="{token}"'}, timeout=10)
+
+
+def test_batches_take_turns_among_instances_and_one_gone_is_retried_on_another() -> None:
+    """Two instances of a service, each a real HTTP server: the batches of a call are spread over both, and
+    when one goes away, its batches go to the other."""
+    received = [Requests(), Requests()]
+    servers = [http.server.ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (FakeService,), {"requests": r}))
+               for r in received]  # fmt: skip
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    urls = [f"http://127.0.0.1:{server.server_address[1]}" for server in servers]
+    caller = Caller(lambda function: urls)  # both READY, as far as the local SPCS last looked
+    service = "TUTORIAL_DB.DATA_SCHEMA.ECHO_SERVICE"
+    function = ServiceFunction("TUTORIAL_DB", "DATA_SCHEMA", "MY_ECHO_UDF", [("x", "VARCHAR")], "VARCHAR", service,
+                               "ep", "/echo", "", max_batch_rows=10)  # fmt: skip
+    context = CallContext("query", "TUTORIAL_USER", "TEST_ROLE", None, None, None, "LOCALTEST")
+    rows = [[f"row {n}"] for n in range(100)]
+    try:
+        caller.open(context, {"query:0": function})
+        assert caller.invoke("query:0", rows) == [f"Bob said row {n}" for n in range(100)]
+        assert [len(r.to("/echo")) for r in received] == [5, 5]
+
+        servers[1].shutdown()
+        servers[1].server_close()
+        assert caller.invoke("query:0", rows) == [f"Bob said row {n}" for n in range(100)]
+        assert [len(r.to("/echo")) for r in received] == [15, 5]
+    finally:
+        caller.shutdown()
+        servers[0].shutdown()
+        servers[0].server_close()

@@ -108,7 +108,7 @@ def front_of(
 ) -> Iterator[Front]:
     """The Snowflake front over fakesnow's app and the catalog, with the catalog's service functions
     callable in SQL, for as long as the block runs."""
-    caller = Caller(catalog.endpoint_url)
+    caller = Caller(catalog.function_urls)
     functions = fakesnow_fixes.DuckFunctions(caller.invoke)
     catalog.on_functions_changed = lambda: functions.sync(list(catalog.functions.values()))
     catalog.on_functions_changed()

@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from spcs_local.emulator.catalog import ServiceFunction
+from spcs_local.emulator.results import SnowflakeError
 
 RETRY_STATUSES = {404, 429, 500, 502, 503, 504}
 DEFAULT_MAX_BATCH_ROWS = 1000
@@ -92,16 +93,17 @@ class Site:
     cast: Callable[[Any], Any]
     cancelled: threading.Event
     numbers: Iterator[int] = field(default_factory=itertools.count)
-    url: str | None = None  # the endpoint's, found at the first batch
+    urls: list[str] = field(default_factory=list)  # the endpoint's on each READY instance, found at the first batch
 
 
 class Caller:
     """Calls service functions for the queries that run now: each call site has an id (see
     Statements.service_function_calls), open while its query runs. Each service has its own IN_FLIGHT
-    batches at once, so a slow service holds back only its own calls."""
+    batches at once, so a slow service holds back only its own calls. Batches take turns among the service's
+    READY instances; one to an instance that went away is retried on another."""
 
-    def __init__(self, endpoint_url: Callable[[ServiceFunction], str]) -> None:
-        self.endpoint_url = endpoint_url
+    def __init__(self, instance_urls: Callable[[ServiceFunction], list[str]]) -> None:
+        self.instance_urls = instance_urls
         self.pools: dict[str, ThreadPoolExecutor] = {}
         self.lock = threading.Lock()
         self.http = Http()
@@ -133,12 +135,12 @@ class Caller:
         site = self.sites[call_id]
         if site.cancelled.is_set():
             raise Cancelled("SQL execution canceled")
-        if site.url is None:
-            site.url = self.endpoint_url(site.function) + site.function.path
+        if not site.urls:
+            site.urls = self.urls(site.function)
         size = site.function.max_batch_rows or DEFAULT_MAX_BATCH_ROWS
         pool = self.pool(site.function.service)
         futures = [
-            pool.submit(self.batch, site, f"{call_id}:{next(site.numbers)}", rows[start : start + size])
+            pool.submit(self.batch, site, call_id, next(site.numbers), rows[start : start + size])
             for start in range(0, len(rows), size)
         ]
         return [value for future in futures for value in future.result()]
@@ -149,8 +151,12 @@ class Caller:
                 self.pools[service] = ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix=f"service-function-{service}")
             return self.pools[service]
 
-    def batch(self, site: Site, batch_id: str, rows: Sequence) -> list:
-        function, url, cancelled = site.function, site.url or "", site.cancelled
+    def urls(self, function: ServiceFunction) -> list[str]:
+        return [url + function.path for url in self.instance_urls(function)]
+
+    def batch(self, site: Site, call_id: str, number: int, rows: Sequence) -> list:
+        function, cancelled, batch_id = site.function, site.cancelled, f"{call_id}:{number}"
+        url = site.urls[number % len(site.urls)]
         body = orjson.dumps({"data": [[index, *row] for index, row in enumerate(rows)]})
         headers = {**site.headers, "sf-external-function-query-batch-id": batch_id}
         deadline = time.monotonic() + function.batch_timeout_secs
@@ -180,9 +186,19 @@ class Caller:
                 return failed(function, rows, f"the service {what} batch {batch_id}, {attempts + 1} times")
             else:
                 attempts, method = attempts + 1, "POST"
+                if not status:  # its instance may be gone: the next try goes to another READY one
+                    url = self.another_url(site, url)
             if cancelled.wait(max(min(backoff, deadline - time.monotonic()), 0)):
                 raise Cancelled("SQL execution canceled")
             backoff = min(backoff * 2, MAX_BACKOFF)
+
+    def another_url(self, site: Site, url: str) -> str:
+        """Another READY instance's URL than `url`, the service's instances looked up again; `url` when there is
+        no other."""
+        with contextlib.suppress(SnowflakeError):  # none READY just now: the next try tells
+            site.urls = self.urls(site.function) or site.urls
+        others = [other for other in site.urls if other != url]
+        return others[0] if others else url
 
     def shutdown(self) -> None:
         self.cancel()

@@ -43,14 +43,14 @@ class Container:
 
 @dataclass(frozen=True)
 class Workload:
-    """A service or a job instance. Its containers share one network namespace, as in SPCS: one
+    """An instance of a service or a job. Its containers share one network namespace, as in SPCS: one
     set of DNS names on the schema's network, and its ports published on 127.0.0.1 so the host reaches them.
     From it they reach the Snowflake front (SNOWFLAKE_HOST, port 443), the services of their schema, and the
     `egress` ("host:port", "*.domain:port", "0.0.0.0:port") their integrations allow; nothing else."""
 
-    key: str  # unique and stable: DATABASE.SCHEMA.NAME
+    key: str  # unique and stable: an instance of DATABASE.SCHEMA.NAME
     network: str  # one per schema, so that services find each other by DNS name
-    hostnames: tuple[str, ...]  # the service's DNS names: echo-service, and the fully qualified one
+    hostnames: tuple[str, ...]  # the service's DNS names (echo-service, in full too), and instances.<them>
     job: bool
     containers: tuple[Container, ...]
     ports: tuple[int, ...] = ()
@@ -72,6 +72,7 @@ class ContainerState:
     restarts: int = 0
     ports: dict[int, int] = field(default_factory=dict)  # container port -> port on 127.0.0.1
     ip: str | None = None
+    instance: int = 0  # of its service, or its job's replica
 
 
 class BackendError(Exception):

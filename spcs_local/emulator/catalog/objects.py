@@ -132,6 +132,7 @@ class Service:
     owner: str
     is_job: bool = False
     is_async_job: bool = False
+    replicas: int = 1  # a job's instances (EXECUTE JOB SERVICE ... REPLICAS)
     min_instances: int = 1
     max_instances: int = 1
     auto_resume: bool = True
@@ -164,6 +165,21 @@ class Service:
         """What runs for this service on the backend: a service dropped and created again under the same name
         is another workload, so that a late start or stop of one never touches the other."""
         return f"{self.key}#{self.generation}"
+
+    @property
+    def instances(self) -> int:
+        """How many instances run: a job's replicas, a service's MIN_INSTANCES (the local SPCS doesn't scale
+        by load)."""
+        return self.replicas if self.is_job else self.min_instances
+
+    def instance_key(self, index: int) -> str:
+        """What runs for one instance on the backend."""
+        return f"{self.workload_key}/{index}"
+
+    def instance_of(self, key: str) -> int | None:
+        """The instance a backend's key is of, when it is one of this service's."""
+        workload, _, index = key.rpartition("/")
+        return int(index) if workload == self.workload_key and index.isdigit() else None
 
     @property
     def document(self) -> dict:

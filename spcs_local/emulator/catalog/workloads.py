@@ -26,9 +26,9 @@ TRUST_BUNDLE = "/etc/ssl/certs/local-spcs-ca-bundle.pem"  # the host's roots and
 class Workloads:
     """Part of the Catalog: specs turned into workloads."""
 
-    def workload(self, service: Service, token: str = "") -> Workload:
-        """The spec, checked by the spec linter and resolved against the repositories and the registry; each
-        container gets the service's OAuth `token` as its sessionTokenConfig says."""
+    def workload(self, service: Service, token: str = "", index: int = 0) -> Workload:
+        """Instance `index` of the spec, checked by the spec linter and resolved against the repositories and the
+        registry; each container gets the service's OAuth `token` as its sessionTokenConfig says."""
         errors = [problem for problem in lint(service.spec) if problem.level == ERROR]
         if errors:
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
@@ -43,6 +43,8 @@ class Workloads:
             "SNOWFLAKE_DATABASE": service.database,
             "SNOWFLAKE_SCHEMA": service.schema,
         }
+        if service.is_job:  # each replica's place in the job, as SPCS tells it
+            injected |= {"SNOWFLAKE_JOB_INDEX": str(index), "SNOWFLAKE_JOBS_COUNT": str(service.replicas)}
         if settings.trust:  # the standard trust settings: OpenSSL's and Python's, requests', Node.js's
             injected |= {name: TRUST_BUNDLE for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS")}
         containers, ports = [], {e["port"] for e in spec.get("endpoints") or [] if "port" in e}
@@ -83,10 +85,11 @@ class Workloads:
                     files=secret_files | session_files,
                 )
             )
+        names = (service.dns_name.split(".")[0], service.dns_name)
         return Workload(
-            key=service.workload_key,
+            key=service.instance_key(index),
             network=f"{service.database}-{service.schema}".lower(),
-            hostnames=(service.dns_name.split(".")[0], service.dns_name),
+            hostnames=tuple(f"{prefix}{name}" for prefix in ("", "instances.") for name in names),
             job=service.is_job,
             containers=tuple(containers),
             ports=tuple(sorted(ports)),

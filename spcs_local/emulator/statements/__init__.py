@@ -372,8 +372,6 @@ class Statements(AccessStatements, ListingStatements, SystemFunctions):
         parser.end()
         if source is None:
             raise parser.error()
-        if "REPLICAS" in options and options["REPLICAS"] != 1:
-            raise unsupported("REPLICAS other than 1")
         asynchronous = options.pop("ASYNC", False)
         spec_source = source
 

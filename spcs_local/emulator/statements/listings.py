@@ -192,11 +192,11 @@ class ListingStatements:
 
     def service_row(self, view: ServiceView) -> list[Any]:
         s = view.service
-        running = 1 if view.status in ("RUNNING", "PENDING") else 0
+        running = len({c.instance for c in view.containers}) if view.status in ("RUNNING", "PENDING") else 0
         integrations = json.dumps(s.external_access_integrations) if s.external_access_integrations else None
         return [
             s.name, view.status, s.database, s.schema, s.owner, s.compute_pool, s.dns_name, running,
-            0 if s.suspended or s.outcome else 1, s.min_ready_instances or s.min_instances, s.min_instances,
+            0 if s.suspended or s.outcome else s.instances, s.min_ready_instances or s.min_instances, s.min_instances,
             s.max_instances, s.auto_resume,
             integrations, s.created_on, s.updated_on, s.resumed_on, s.suspended_on, s.auto_suspend_secs, s.comment,
             "ROLE", s.query_warehouse, s.is_job, s.is_async_job, s.spec_digest, False, None, None,
@@ -232,15 +232,15 @@ class ListingStatements:
             Column("message"), Column("image_name"), Column("image_digest"), Column("restart_count", "fixed"),
             Column("start_time"), Column("last_exit_code", "fixed"), Column("last_restart_time", "timestamp_ltz"),
         ]  # fmt: skip
-        s, instance = view.service, instance_status(view)
+        s, statuses = view.service, instance_statuses(view)
         rows = [
             [
                 s.database,
                 s.schema,
                 s.name,
                 view.status,
-                None if s.suspended else "0",
-                instance,
+                str(c.instance),
+                statuses[c.instance],
                 c.name,
                 c.status,
                 c.message,
@@ -263,13 +263,14 @@ class ListingStatements:
             Column("instance_id"), Column("status"), Column("spec_digest"), Column("creation_time"),
             Column("start_time"), Column("ip_address"),
         ]  # fmt: skip
-        if s.suspended:
-            return Result(columns, [])
-        started = min((c.started for c in view.containers if c.started), default=None)
-        ip = next((c.ip for c in view.containers if c.ip), None)
-        row = [s.database, s.schema, s.name, view.status, "0", instance_status(view), s.spec_digest,
-               s.created_on.isoformat(), started and started.isoformat(), ip]  # fmt: skip
-        return Result(columns, [row])
+        rows = []
+        for index, status in instance_statuses(view).items():
+            containers = [c for c in view.containers if c.instance == index]
+            started = min((c.started for c in containers if c.started), default=None)
+            ip = next((c.ip for c in containers if c.ip), None)
+            rows.append([s.database, s.schema, s.name, view.status, str(index), status, s.spec_digest,
+                         s.created_on.isoformat(), started and started.isoformat(), ip])  # fmt: skip
+        return Result(columns, rows)
 
     def show_endpoints(self, name: ObjectName) -> Result:
         view = self.catalog.view(self.catalog.service(name))
@@ -344,10 +345,15 @@ class ListingStatements:
         return Result([Column("property"), Column("value")], [[key, value] for key, value in properties])
 
 
-def instance_status(view: ServiceView) -> str | None:
-    statuses = {c.status for c in view.containers}
-    if not statuses or view.service.suspended:
-        return None
+def instance_statuses(view: ServiceView) -> dict[int, str]:
+    """Each instance's status, from its containers'."""
+    instances: dict[int, set[str]] = {}
+    for container in view.containers:
+        instances.setdefault(container.instance, set()).add(container.status)
+    return {index: instance_status(statuses) for index, statuses in sorted(instances.items())}
+
+
+def instance_status(statuses: set[str]) -> str:
     if "FAILED" in statuses:
         return "FAILED"
     if statuses == {"DONE"}:
