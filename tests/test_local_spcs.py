@@ -11,6 +11,7 @@ import io
 import ipaddress
 import json
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -28,6 +29,12 @@ from .conftest import BASE_IMAGE, ROOT, without_snowflake_env
 
 pytestmark = pytest.mark.containers
 
+REPLICAS_SPEC = """spec:
+  containers:
+  - name: main
+    image: /tutorial_db/data_schema/tutorial_repository/my_job_image:latest
+    command: ["sh", "-c", "echo replica $SNOWFLAKE_JOB_INDEX of $SNOWFLAKE_JOBS_COUNT"]
+"""
 FAILING_DOCKERFILE = f"""FROM {BASE_IMAGE}
 ENTRYPOINT ["python3", "-c", "print('failing on purpose'); raise SystemExit(3)"]
 """
@@ -442,6 +449,37 @@ def test_the_project_definition_deploys_the_echo_service_and_upgrades_it(local: 
     assert upgraded.returncode == 0 and back.returncode == 0, upgraded.stdout + upgraded.stderr + back.stderr
     assert "Alice said hello" in answer.stdout
     assert not (ROOT / "output").exists()  # snow's bundle folder, removed after each deploy
+
+
+def test_two_echo_instances_share_the_service_functions_batches(local: Local) -> None:
+    scaled = local.snow("sql", "-q", "ALTER SERVICE echo_service SET MIN_INSTANCES = 2 MAX_INSTANCES = 2")
+    waited = local.snow("sql", "-q", "SELECT SYSTEM$WAIT_FOR_SERVICES(120, 'echo_service')")
+    instances = local.snow("spcs", "service", "list-instances", "echo_service", "--format", "json")
+    # 4,000 rows, in batches of at most the default 1,000, taking turns between the two instances.
+    answered = local.snow("sql", "-q", "SELECT count(DISTINCT my_echo_udf('hello ' || seq4())) AS answers "
+                          "FROM table(generator(rowcount => 4000))")  # fmt: skip
+    logs = [local.snow("spcs", "service", "logs", "echo_service", "--container-name", "echo", "--instance-id", index)
+            for index in ("0", "1")]  # fmt: skip
+    local.snow("sql", "-q", "ALTER SERVICE echo_service SET MIN_INSTANCES = 1 MAX_INSTANCES = 1")
+
+    assert scaled.returncode == 0 and "| OK " in waited.stdout, scaled.stderr + waited.stdout + waited.stderr
+    assert [row["instance_id"] for row in json.loads(instances.stdout)] == ["0", "1"]
+    assert "| 4000 " in answered.stdout, answered.stdout + answered.stderr
+    received = [sum(int(n) for n in re.findall(r"Received (\d+) rows", log.stdout)) for log in logs]
+    assert min(received) >= 1000, received  # each instance got at least one whole batch
+
+
+def test_a_job_with_two_replicas_tells_each_its_index(local: Local) -> None:
+    spec = local.directory / "replicas.yaml"
+    spec.write_text(REPLICAS_SPEC)
+
+    job = local.snow("spcs", "service", "execute-job", "replicated", "--compute-pool", "tutorial_compute_pool",
+                     "--spec-path", str(spec), "--replicas", "2")  # fmt: skip
+    logs = [local.snow("spcs", "service", "logs", "replicated", "--container-name", "main", "--instance-id", index)
+            for index in ("0", "1")]  # fmt: skip
+
+    assert job.returncode == 0, job.stdout + job.stderr
+    assert ["replica 0 of 2" in logs[0].stdout, "replica 1 of 2" in logs[1].stdout] == [True, True]
 
 
 def test_after_a_restart_the_service_comes_back(local: Local) -> None:
