@@ -225,6 +225,11 @@ SECRET = MINIMAL + "    secrets:\n    - "
             'error: spec.containers[0].image: is a placeholder from the docs ("<image_name>"): fill it in',
         ),
         (
+            MINIMAL + "    env: {SNOWFLAKE_WAREHOUSE: <warehouse_name>}\n",
+            "warning: spec.containers[0].env.SNOWFLAKE_WAREHOUSE: looks like a placeholder from the docs "
+            '("<warehouse_name>"): fill it in',
+        ),
+        (
             MINIMAL + "    args: --query=x\n",
             'error: spec.containers[0].args: must be a list, not a string (got "--query=x")',
         ),
