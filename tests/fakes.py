@@ -68,8 +68,9 @@ class FakeBackend:
         (cancelled or threading.Event()).wait(self.job_seconds)
         return self.states(key) or []
 
-    def logs(self, key: str, container: str, lines: int, since: datetime | None = None) -> str:
-        stamped = [(datetime(2026, 1, 1, 0, 0, n, tzinfo=UTC), f"{key} {container} line {n}") for n in range(3)]
+    def logs(self, key: str, container: str, lines: int, since: datetime | None = None, previous: bool = False) -> str:
+        run = "previous" if previous else "line"
+        stamped = [(datetime(2026, 1, 1, 0, 0, n, tzinfo=UTC), f"{key} {container} {run} {n}") for n in range(3)]
         kept = [f"{at.isoformat().replace('+00:00', '.000000000Z')} {text}" for at, text in stamped
                 if since is None or at > since]  # fmt: skip
         return "\n".join(kept[-lines:])

@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +35,12 @@ REPLICAS_SPEC = """spec:
   - name: main
     image: /tutorial_db/data_schema/tutorial_repository/my_job_image:latest
     command: ["sh", "-c", "echo replica $SNOWFLAKE_JOB_INDEX of $SNOWFLAKE_JOBS_COUNT"]
+"""
+LIVENESS_ON_A_MISSING_PATH = """    livenessProbe:
+      port: 8000
+      path: /missing
+      periodSeconds: 1
+      failureThreshold: 2
 """
 FAILING_DOCKERFILE = f"""FROM {BASE_IMAGE}
 ENTRYPOINT ["python3", "-c", "print('failing on purpose'); raise SystemExit(3)"]
@@ -480,6 +487,30 @@ def test_a_job_with_two_replicas_tells_each_its_index(local: Local) -> None:
 
     assert job.returncode == 0, job.stdout + job.stderr
     assert ["replica 0 of 2" in logs[0].stdout, "replica 1 of 2" in logs[1].stdout] == [True, True]
+
+
+def test_a_failing_liveness_probe_restarts_the_container_and_keeps_its_previous_logs(local: Local) -> None:
+    spec = local.directory / "unhealthy.yaml"
+    echo_spec = (ROOT / "echo-service" / "echo_spec.yaml").read_text()
+    spec.write_text(echo_spec.replace("  endpoints:", LIVENESS_ON_A_MISSING_PATH + "  endpoints:"))
+    created = local.snow("spcs", "service", "create", "unhealthy", "--compute-pool", "tutorial_compute_pool",
+                         "--spec-path", str(spec))  # fmt: skip
+
+    def restarts() -> int:
+        listed = local.snow("spcs", "service", "list-containers", "unhealthy", "--format", "json")
+        return max([int(row["restart_count"]) for row in json.loads(listed.stdout or "[]")] or [0])
+
+    try:
+        assert created.returncode == 0, created.stdout + created.stderr
+        deadline = time.monotonic() + 90
+        while restarts() < 1:  # two failures a second apart, once the service listens
+            assert time.monotonic() < deadline, "not restarted within 90 s"
+            time.sleep(1)
+        previous = local.snow("spcs", "service", "logs", "unhealthy", "--container-name", "echo", "--instance-id",
+                              "0", "--previous-logs")  # fmt: skip
+        assert previous.returncode == 0 and "Uvicorn running" in previous.stdout, previous.stdout + previous.stderr
+    finally:
+        local.snow("sql", "-q", "DROP SERVICE IF EXISTS unhealthy")
 
 
 def test_after_a_restart_the_service_comes_back(local: Local) -> None:

@@ -513,6 +513,14 @@ def test_logs_with_timestamps_and_since_as_snow_streams_them(spcs: LocalSPCS) ->
     assert "since_timestamp is a timestamp" in error_of(spcs, bad).message
 
 
+def test_previous_logs_are_the_run_before_the_last_restart(spcs: LocalSPCS) -> None:
+    spcs.sql(CREATE_ECHO)
+    # What `snow spcs service logs echo_service --container-name echo --instance-id 0 --previous-logs` sends.
+    previous = spcs.value("call SYSTEM$GET_SERVICE_LOGS('echo_service', '0', 'echo', 500, True, '', False);")
+
+    assert previous.splitlines()[0].endswith("echo previous 0")
+
+
 def test_a_jobs_kept_logs_answer_with_timestamps_and_since_too(spcs: LocalSPCS) -> None:
     spcs.sql(EXECUTE_JOB)
 

@@ -8,7 +8,8 @@
   workload's integrations allow (host and port; a `*.domain` or `0.0.0.0` rule by port only); every other
   connection is refused at once. Only the guard has NET_ADMIN, so the spec's containers can't undo it.
 - Services restart when they exit, as in SPCS; job containers run once.
-- Status comes from what runs: a container is READY once its readiness probe answers 200.
+- Status comes from what runs, and from the probes (`probes.py`): a container is READY once its readiness
+  probe answers 200, and its liveness probe restarts it.
 - Every workload also joins the local SPCS's own network, whose gateway is where the emulator listens for
   containers: only the containers of this local SPCS are on it (the emulator refuses other peers).
 
@@ -21,12 +22,12 @@ import contextlib
 import hashlib
 import io
 import ipaddress
+import json
 import re
 import tarfile
 import threading
 import time
-import urllib.error
-import urllib.request
+from dataclasses import astuple
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,16 +37,26 @@ import docker.errors
 import requests.exceptions
 from docker.models.containers import Container as DockerContainer
 
-from spcs_local.emulator.workload import BackendError, Container, ContainerState, File, Workload, parse_timestamp
+from spcs_local.emulator.probes import Prober, Watched
+from spcs_local.emulator.workload import (
+    BackendError,
+    Container,
+    ContainerState,
+    File,
+    Probe,
+    Workload,
+    parse_timestamp,
+)
 
 INSTANCE = "spcs-local.instance"
 WORKLOAD = "spcs-local.workload"
 INDEX = "spcs-local.index"
 NAME = "spcs-local.container"
-READINESS = "spcs-local.readiness"
+PROBES = "spcs-local.probes"
 GUARD = "spcs-local.guard"
 STOP_SECONDS = 5
 GUARD_SECONDS = 20  # for the guard to set the firewall
+PENDING = "Waiting to start."
 # The guard's image: iptables on the Dockerfiles' base, built on first use.
 GUARD_DOCKERFILE = b"""FROM python:3.11-slim-bookworm
 RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iptables \\
@@ -101,6 +112,7 @@ class DockerBackend:
         self.instance, self.client = instance, client
         self.lock = threading.Lock()  # networks are created on first use, from several threads
         self.image_lock = threading.Lock()  # and the guard's image
+        self.prober = Prober(self.restart_container)
 
     @classmethod
     def connect(cls, instance: str) -> "DockerBackend | None":
@@ -134,17 +146,20 @@ class DockerBackend:
                 created = [(self.create(workload, i, spec, guard), spec) for i, spec in enumerate(workload.containers)]
                 starting.result()
             self.wait_for_firewall(workload.key, guard)
+            guard.reload()
             for container, spec in created:
                 try:
                     container.start()
                 except docker.errors.DockerException as error:
                     raise BackendError(f"Container {spec.name} could not start: {explain(error)}") from None
+                self.watch(container, guard)
         except BackendError:
             self.remove(workload.key)
             raise
 
     def create(self, workload: Workload, index: int, spec: Container, guard: DockerContainer) -> DockerContainer:
         """A container of the spec, in its guard's network namespace, with its files written in."""
+        probes = {"readiness": spec.readiness, "liveness": spec.liveness}
         options: dict[str, Any] = {
             "name": self.name(workload.key, spec.name),
             "labels": {
@@ -152,7 +167,7 @@ class DockerBackend:
                 WORKLOAD: workload.key,
                 INDEX: str(index),
                 NAME: spec.name,
-                READINESS: f"{spec.readiness.port}{spec.readiness.path}" if spec.readiness else "",
+                PROBES: json.dumps({kind: probe and astuple(probe) for kind, probe in probes.items()}),
             },
             "environment": spec.env,
             "network_mode": f"container:{guard.id}",
@@ -290,9 +305,34 @@ class DockerBackend:
     def guard(self, key: str) -> DockerContainer | None:
         return self.guarded(key)[0]
 
+    def watch(self, container: DockerContainer, guard: DockerContainer | None) -> None:
+        """Probe a running container from now on: after its start, or when first seen after a restart of the
+        local SPCS."""
+        if guard is None or container.attrs["State"]["Status"] != "running":
+            return
+        probes = json.loads(container.labels.get(PROBES) or "{}")
+        host_ports = published(guard)
+        targets = []
+        for kind in ("readiness", "liveness"):
+            probe = Probe(*probes[kind]) if probes.get(kind) else None
+            targets.append((f"http://127.0.0.1:{host_ports.get(probe.port, 0)}{probe.path}", probe) if probe else None)
+        self.prober.watch(container.id, *targets)
+
+    def restart_container(self, container_id: str) -> datetime | None:
+        """Restart a container whose liveness probe failed; when the run that ended had begun."""
+        try:
+            container = self.client.containers.get(container_id)
+            began = parse_time(container.attrs["State"].get("StartedAt"))
+            container.restart(timeout=STOP_SECONDS)
+        except docker.errors.DockerException:
+            return None  # removed meanwhile
+        return began
+
     def states(self, key: str) -> list[ContainerState] | None:
         guard, containers = self.guarded(key)
-        return [state_of(container, guard) for container in containers] or None
+        for container in containers:
+            self.watch(container, guard)
+        return [state_of(container, guard, self.prober) for container in containers] or None
 
     def wait(self, key: str, cancelled: threading.Event | None = None) -> list[ContainerState]:
         for container in self.containers(key):
@@ -315,12 +355,20 @@ class DockerBackend:
             with contextlib.suppress(docker.errors.DockerException):
                 guard.kill()
 
-    def logs(self, key: str, container: str, lines: int, since: datetime | None = None) -> str:
-        after = {"since": since.timestamp()} if since else {}
+    def logs(self, key: str, container: str, lines: int, since: datetime | None = None, previous: bool = False) -> str:
         for found in self.containers(key):
             if found.labels.get(NAME) == container:
+                window = {"since": since.timestamp()} if since else {}
+                if previous:  # the run before the current one: before it started, after that run began if known
+                    began = (self.prober.seen(found.id) or Watched()).previous_start
+                    started = parse_time(found.attrs["State"].get("StartedAt"))
+                    if started is None:
+                        return ""
+                    window["until"] = started.timestamp()
+                    if began and (since is None or began > since):
+                        window["since"] = began.timestamp()
                 with contextlib.suppress(docker.errors.NotFound):
-                    return found.logs(tail=lines, timestamps=True, **after).decode(errors="replace")
+                    return found.logs(tail=lines, timestamps=True, **window).decode(errors="replace")
         return ""
 
     def keys(self) -> set[str]:
@@ -335,6 +383,7 @@ class DockerBackend:
                     container.stop(timeout=STOP_SECONDS)
             with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True, v=True)
+            self.prober.forget(container.id)
         prefix = self.name(key, "")
         for volume in self.client.volumes.list(filters={"name": prefix}):
             with contextlib.suppress(docker.errors.DockerException):
@@ -342,6 +391,7 @@ class DockerBackend:
 
     def close(self) -> None:
         """Remove every container and network of this local SPCS."""
+        self.prober.close()
         for key in self.keys():
             self.remove(key)
         for network in self.client.networks.list(filters={"label": f"{INSTANCE}={self.instance}"}):
@@ -367,19 +417,29 @@ def resolvers() -> list[str]:
     return ["8.8.8.8", "8.8.4.4"]
 
 
-def state_of(container: DockerContainer, guard: DockerContainer | None) -> ContainerState:
-    """SPCS's view of a container: PENDING, READY (its probe answers), DONE or FAILED. Its ports and address
-    are its guard's, whose network namespace it shares."""
-    state = container.attrs["State"]
-    exit_code = state.get("ExitCode") if state["Status"] in ("exited", "dead", "restarting") else None
-    network_settings = guard.attrs["NetworkSettings"] if guard else {}
-    host_ports = {
+def published(guard: DockerContainer) -> dict[int, int]:
+    """The guard's ports as published on 127.0.0.1: container port -> host port."""
+    return {
         int(port.split("/")[0]): int(bindings[0]["HostPort"])
-        for port, bindings in (network_settings.get("Ports") or {}).items()
+        for port, bindings in (guard.attrs["NetworkSettings"].get("Ports") or {}).items()
         if bindings
     }
+
+
+def state_of(container: DockerContainer, guard: DockerContainer | None, prober: Prober) -> ContainerState:
+    """SPCS's view of a container: PENDING, READY (its readiness probe passes), DONE or FAILED. Its ports and
+    address are its guard's, whose network namespace it shares."""
+    state = container.attrs["State"]
+    exit_code = state.get("ExitCode") if state["Status"] in ("exited", "dead", "restarting") else None
+    host_ports = published(guard) if guard else {}
+    watched = prober.seen(container.id) or Watched()
     if state["Status"] == "running":
-        status, message = ready(container.labels.get(READINESS, ""), host_ports)
+        probe = (json.loads(container.labels.get(PROBES) or "{}")).get("readiness")
+        if watched.ready:
+            status, message = "READY", "Running"
+        else:
+            status = "PENDING"
+            message = f"Readiness probe is failing at path: {probe[1]}, port: {probe[0]}" if probe else PENDING
     elif state["Status"] in ("exited", "dead", "restarting"):
         status = "DONE" if exit_code == 0 and state["Status"] != "restarting" else "FAILED"
         if state.get("OOMKilled"):
@@ -391,8 +451,8 @@ def state_of(container: DockerContainer, guard: DockerContainer | None) -> Conta
                 ", restarting" if state["Status"] == "restarting" else ""
             )
     else:
-        status, message = "PENDING", "Waiting to start."
-    networks = network_settings.get("Networks") or {}
+        status, message = "PENDING", PENDING
+    networks = (guard.attrs["NetworkSettings"].get("Networks") if guard else None) or {}
     image = container.attrs["Config"]["Image"]
     digests = []
     with contextlib.suppress(docker.errors.NotFound):  # an image deleted meanwhile
@@ -405,25 +465,11 @@ def state_of(container: DockerContainer, guard: DockerContainer | None) -> Conta
         exit_code=exit_code,
         digest=digests[0].split("@")[-1] if digests else None,
         started=parse_time(state.get("StartedAt")),
-        restarts=container.attrs.get("RestartCount", 0),
+        restarts=container.attrs.get("RestartCount", 0) + watched.restarts,
+        last_restart=watched.restarted_at,
         ports=host_ports,
         ip=next((n.get("IPAddress") for n in networks.values() if n.get("IPAddress")), None),
     )
-
-
-def ready(probe: str, host_ports: dict[int, int]) -> tuple[str, str]:
-    """A readiness probe: GET on the probe's port and path must answer 200, as in SPCS."""
-    if not probe:
-        return "READY", "Running"
-    port, _, path = probe.partition("/")
-    url = f"http://127.0.0.1:{host_ports.get(int(port), 0)}/{path}"
-    try:
-        with urllib.request.urlopen(url, timeout=1) as reply:
-            if reply.status == 200:
-                return "READY", "Running"
-    except (urllib.error.URLError, OSError, ValueError):
-        pass
-    return "PENDING", f"Readiness probe is failing at path: /{path}, port: {port}"
 
 
 def parse_time(text: str | None) -> datetime | None:

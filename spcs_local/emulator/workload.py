@@ -13,6 +13,8 @@ ContainerStatus = Literal["PENDING", "READY", "DONE", "FAILED"]
 class Probe:
     port: int
     path: str
+    period_seconds: int = 5
+    failure_threshold: int = 3
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class Container:
     command: list[str] | None = None  # replaces the image's ENTRYPOINT
     args: list[str] | None = None  # replaces the image's CMD
     readiness: Probe | None = None
+    liveness: Probe | None = None
     memory: int | None = None  # bytes
     nano_cpus: int | None = None
     tmpfs: dict[str, int] = field(default_factory=dict)  # mount path -> size in bytes
@@ -70,6 +73,7 @@ class ContainerState:
     digest: str | None = None
     started: datetime | None = None
     restarts: int = 0
+    last_restart: datetime | None = None
     ports: dict[int, int] = field(default_factory=dict)  # container port -> port on 127.0.0.1
     ip: str | None = None
     instance: int = 0  # of its service, or its job's replica
@@ -92,8 +96,9 @@ class Backend(Protocol):
         """Block until every container of a job has exited, or until `cancelled` is set."""
         ...
 
-    def logs(self, key: str, container: str, lines: int, since: datetime | None = None) -> str:
-        """The container's last `lines` lines (after `since`), each after its RFC 3339 timestamp and a space."""
+    def logs(self, key: str, container: str, lines: int, since: datetime | None = None, previous: bool = False) -> str:
+        """The container's last `lines` lines (after `since`), each after its RFC 3339 timestamp and a space; with
+        `previous`, of the run before its last restart."""
         ...
 
     def set_egress(self, key: str, egress: tuple[str, ...]) -> None:

@@ -421,10 +421,10 @@ class Services:
 
     def logs(
         self, name: ObjectName, instance: int, container: str, lines: int, since: datetime | None = None,
-        timestamps: bool = False,
+        timestamps: bool = False, previous: bool = False,
     ) -> str:  # fmt: skip
-        """A container's last `lines` lines after `since`, with their timestamps or not; a job's are kept after
-        its containers are gone."""
+        """A container's last `lines` lines after `since`, with their timestamps or not, of its current run or the
+        `previous` one; a job's are kept after its containers are gone."""
         service = self.service(name)
         if not 0 <= instance < service.instances:
             raise invalid(f"Service {name.name} has no instance {instance}: its instances are 0 to "
@@ -433,12 +433,14 @@ class Services:
             raise invalid(f"Service {name.name} has no container '{container}'.")
         saved = self.job_logs_dir(service) / kept_log(instance, container)
         if service.outcome and saved.exists():
+            if previous:  # a job's container runs once
+                return ""
             stamped = [line for line in saved.read_text().splitlines() if since is None or stamp_of(line) > since]
             text = "\n".join(stamped[-lines:])
         elif service.suspended or not self.backend:
             text = ""
         else:
-            text = self.backend.logs(service.instance_key(instance), container, lines, since)
+            text = self.backend.logs(service.instance_key(instance), container, lines, since, previous)
         return text if timestamps else STAMP.sub("", text)
 
     def endpoint_urls(self, service: Service, endpoint: str) -> list[str]:

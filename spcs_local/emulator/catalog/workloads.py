@@ -50,9 +50,8 @@ class Workloads:
         containers, ports = [], {e["port"] for e in spec.get("endpoints") or [] if "port" in e}
         node = self.node_capacity(service)
         for entry in spec["containers"]:
-            probe = entry.get("readinessProbe")
-            if probe:
-                ports.add(probe["port"])
+            readiness, liveness = probe_of(entry, "readinessProbe"), probe_of(entry, "livenessProbe")
+            ports |= {probe.port for probe in (readiness, liveness) if probe}
             limits = (entry.get("resources") or {}).get("limits") or {}
             memory = node.memory_within("memory limit", memory_bytes(limits["memory"])) if "memory" in limits else None
             cpus = node.cpus_within(nano_cpus(limits["cpu"])) if "cpu" in limits else None
@@ -76,7 +75,8 @@ class Workloads:
                     env={**injected, **spec_env(entry.get("env")), **secret_env, **session_env},
                     command=entry.get("command"),
                     args=entry.get("args"),
-                    readiness=Probe(probe["port"], probe["path"]) if probe else None,
+                    readiness=readiness,
+                    liveness=liveness,
                     memory=memory or node.memory,
                     # Docker grants no more CPUs than the machine has.
                     nano_cpus=min(cpus or node.nano_cpus or 0, (os.cpu_count() or 1) * 10**9) or None,
@@ -170,3 +170,11 @@ class Workloads:
         if self.backend is None:
             raise invalid("No Docker engine is reachable, so the local SPCS can't run containers: start one.")
         return self.backend
+
+
+def probe_of(entry: dict[str, Any], kind: str) -> Probe | None:
+    """A container's readinessProbe or livenessProbe, with SPCS's defaults for what it leaves out."""
+    probe = entry.get(kind)
+    if not probe:
+        return None
+    return Probe(probe["port"], probe["path"], probe.get("periodSeconds", 5), probe.get("failureThreshold", 3))

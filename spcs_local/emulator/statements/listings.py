@@ -249,7 +249,7 @@ class ListingStatements:
                 c.restarts,
                 c.started and c.started.isoformat(),
                 c.exit_code,
-                None,
+                c.last_restart,
             ]
             for c in view.containers
         ]

@@ -67,15 +67,15 @@ class SystemFunctions:
         except (TypeError, ValueError):
             raise invalid("SYSTEM$GET_SERVICE_LOGS: the instance id and the line count are whole numbers, and "
                            "since_timestamp is a timestamp such as 2026-01-01T00:00:00Z.") from None  # fmt: skip
-        if previous is True:
-            return ""  # the local SPCS keeps no earlier run of a container
         name = resolve(name_in(service), context)
-        return self.catalog.logs(name, instance_id, str(container), line_count, after, timestamps is True)
+        return self.catalog.logs(
+            name, instance_id, str(container), line_count, after, timestamps is True, previous is True
+        )
 
     def get_service_status(self, context: Context, service: Any = None, *rest: Any) -> str:
         view = self.catalog.view(self.catalog.service(resolve(name_in(service), context)))
         return json.dumps([
-            {"status": c.status, "message": c.message, "containerName": c.name, "instanceId": "0",
+            {"status": c.status, "message": c.message, "containerName": c.name, "instanceId": str(c.instance),
              "serviceName": view.service.name, "image": c.image, "restartCount": c.restarts,
              "startTime": c.started and c.started.isoformat()}
             for c in view.containers
