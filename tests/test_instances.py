@@ -149,3 +149,25 @@ def wait_until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "not within the time"
         time.sleep(0.02)
+
+
+def test_an_idle_service_suspends_and_a_function_call_resumes_it(spcs: LocalSPCS) -> None:
+    spcs.sql(TWO_ECHOES + " AUTO_SUSPEND_SECS = 60")
+    spcs.sql("CREATE FUNCTION my_echo_udf (t varchar) RETURNS varchar SERVICE=echo_service ENDPOINT=echoendpoint "
+             "AS '/echo'")  # fmt: skip
+    spcs.sql("SELECT SYSTEM$WAIT_FOR_SERVICES(10, 'echo_service')")
+    function = spcs.catalog.function_named(ObjectName("TUTORIAL_DB", "DATA_SCHEMA", "MY_ECHO_UDF"))
+    spcs.catalog.function_urls(function)  # a call: the service is in use now
+    started = time.monotonic()
+
+    spcs.catalog.suspend_idle(at=started + 30)
+    assert spcs.rows("SHOW SERVICES")[0]["status"] == "RUNNING"
+    spcs.catalog.suspend_idle(at=started + 61)
+    assert spcs.rows("SHOW SERVICES")[0]["status"] == "SUSPENDED" and spcs.backend.running == {}
+
+    assert len(spcs.catalog.function_urls(function)) == 2  # the call waits for both instances to be READY again
+    assert spcs.rows("SHOW SERVICES")[0]["status"] == "RUNNING"
+    spcs.sql("ALTER SERVICE echo_service SET AUTO_RESUME = FALSE")
+    spcs.sql("ALTER SERVICE echo_service SUSPEND")
+    with pytest.raises(SnowflakeError, match="AUTO_RESUME = FALSE: resume it first"):
+        spcs.catalog.function_urls(function)

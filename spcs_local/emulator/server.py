@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import hashlib
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
@@ -70,10 +71,13 @@ def serve(
             servers.append(Server(https, front.cancel_all, signals=False))
             servers[0].others = servers[1:]
         catalog.reconcile()
+        idle = threading.Event()
+        threading.Thread(target=catalog.watch_idle, args=(idle,), name="auto-suspend", daemon=True).start()
         sockets = [plain_sockets, [listen(gateway, port)] if gateway and tls_files else []]
         try:
             asyncio.run(serve_all(servers, sockets))
         finally:
+            idle.set()
             if backend:
                 backend.close()
 

@@ -61,6 +61,7 @@ class Catalog(PoolsAndRepositories, Services, Workloads):
         self.on_functions_changed: Callable[[], None] = lambda: None
         self.tokens: dict[str, str] = {}  # workload key -> the OAuth token its containers log in with
         self.workload_locks: dict[str, threading.Lock] = {}
+        self.used: dict[str, float] = {}  # service key -> when a call last reached it (time.monotonic())
         self.secrets = SecretStore(path.parent / "secrets.json")  # apart from the catalog's file: mode 0600
         self.access = Access(path.parent / "access.json")
         self.access.on_changed = self.refresh_egress

@@ -136,7 +136,7 @@ class Service:
     min_instances: int = 1
     max_instances: int = 1
     auto_resume: bool = True
-    auto_suspend_secs: int = 0  # kept and shown; the local SPCS doesn't suspend by itself
+    auto_suspend_secs: int = 0  # idle this long (no service-function call), it suspends; 0: never
     min_ready_instances: int | None = None  # None: MIN_INSTANCES, as Snowflake shows it
     log_level: str | None = None  # the service's LOG_LEVEL parameter, when set on it
     query_warehouse: str | None = None

@@ -352,7 +352,44 @@ class Services:
     def resume_service(self, service: Service) -> None:
         if service.suspended:
             service.suspended, service.failure, service.resumed_on = False, None, now()
+            self.used[service.key] = time.monotonic()
             self.start_in_background(service)
+
+    # --- auto-suspend and auto-resume -----------------------------------------------------------
+
+    def watch_idle(self, stop: threading.Event) -> None:
+        """Suspend idle services, every second, until `stop` is set."""
+        while not stop.wait(1.0):
+            self.suspend_idle()
+
+    def suspend_idle(self, at: float | None = None) -> None:
+        """A service with AUTO_SUSPEND_SECS that no service function has called for that long is suspended, as
+        ALTER SERVICE ... SUSPEND does."""
+        at = time.monotonic() if at is None else at
+        with self.lock:
+            for service in list(self.services.values()):
+                if service.is_job or service.external or service.suspended or not service.auto_suspend_secs:
+                    continue
+                if at - self.used.setdefault(service.key, at) >= service.auto_suspend_secs:
+                    self.suspend_service(service)
+                    self.save()
+
+    def in_use(self, service: Service) -> Service:
+        """A call reached the service: it is not idle, and a suspended one resumes if AUTO_RESUME allows (the
+        call waits until it is READY)."""
+        with self.lock:
+            self.used[service.key] = time.monotonic()
+            if not service.suspended:
+                return service
+            if not service.auto_resume:
+                raise invalid(f"Service {service.name} is suspended and has AUTO_RESUME = FALSE: resume it first.")
+            self.resume_service(service)
+            self.save()
+        try:
+            self.wait_until_ready(service)
+        except BackendError as error:
+            raise invalid(f"Service {service.name} could not resume: {error}") from None
+        return service
 
     # --- status and logs ------------------------------------------------------------------------
 
@@ -447,7 +484,7 @@ class Services:
         """Where each READY instance of the service answers on its endpoint, as the host reaches it."""
         if endpoint in service.external:
             return [service.external[endpoint]]
-        view = self.view(service)
+        view = self.view(self.in_use(service))
         port = next(e for e in service.document["spec"].get("endpoints") or [] if e["name"] == endpoint).get("port")
         urls = []
         for states in ready_instances(view.containers).values():
