@@ -1,5 +1,7 @@
-"""`make bench`, local SPCS part: `make deploy CONNECTION=local` warm, and Tutorial 2's job from
-EXECUTE JOB SERVICE to DONE beside the same container started with a plain `docker run` (baseline).
+"""`make bench`, local SPCS part: `make deploy CONNECTION=local` warm, Tutorial 2's job from
+EXECUTE JOB SERVICE to DONE beside the same container started with a plain `docker run` (baseline), and
+the service-function path into the Echo service's container with one instance beside two (how the batches
+were spread over the two is read from each instance's per-batch log lines).
 
 The baseline is the README's `docker run` line: the host's network, plain HTTP to the emulator, a password.
 EXECUTE JOB SERVICE adds what the local SPCS does around it: the container's guard and firewall (egress
@@ -11,11 +13,13 @@ in its containers, is measured apart.
 
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import docker
@@ -30,6 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 ROUNDS = int(os.getenv("BENCH_ROUNDS", "3"))
 STAGED_SPEC = "FROM @tutorial_stage SPECIFICATION_FILE='my_job_spec.yaml'"
 JOB_ARGS = ["--query=select current_time() as time,'hello'", "--result_table=results"]
+FUNCTION_ROWS = 100_000
+FUNCTION_QUERY = (f"SELECT count(*) FROM (SELECT my_echo_udf('hello ' || seq4()) FROM "
+                  f"table(generator(rowcount => {FUNCTION_ROWS})))")  # fmt: skip
 
 
 def make(*targets: str, variables: list[str]) -> float:
@@ -69,6 +76,29 @@ def docker_run_job(client: docker.DockerClient, image: str, port: int) -> float:
     return time.perf_counter() - start
 
 
+def function_rows_per_second(port: int, instances: int) -> tuple[float, list[int]]:
+    """my_echo_udf over FUNCTION_ROWS rows with the Echo service scaled to `instances`: rows/s (median of
+    ROUNDS), and how many rows each instance received in those rounds."""
+    with snowflake.connector.connect(**connection_params(client_env(port))) as connection:
+        cursor = connection.cursor()
+        cursor.execute(f"ALTER SERVICE echo_service SET MIN_INSTANCES = {instances} MAX_INSTANCES = {instances}")
+        cursor.execute("SELECT SYSTEM$WAIT_FOR_SERVICES(300, 'echo_service')")
+        cursor.execute(FUNCTION_QUERY)  # warm: each instance's connections open
+        since = datetime.now(UTC).isoformat()
+        rates = []
+        for _ in range(ROUNDS):
+            start = time.perf_counter()
+            cursor.execute(FUNCTION_QUERY)
+            rates.append(FUNCTION_ROWS / (time.perf_counter() - start))
+        spread = []
+        for index in range(instances):
+            logs = cursor.execute(
+                f"SELECT SYSTEM$GET_SERVICE_LOGS('echo_service', {index}, 'echo', 100000, FALSE, '{since}', FALSE)"
+            ).fetchone()[0]
+            spread.append(sum(int(rows) for rows in re.findall(r"Received (\d+) rows", logs)))
+    return statistics.median(rates), spread
+
+
 def main() -> None:
     try:
         client = docker.from_env()
@@ -93,6 +123,8 @@ def main() -> None:
             jobs.append(execute_job(port, f"bench_job_{n}"))
             quiet_jobs.append(execute_job(port, f"bench_quiet_job_{n}", quiet))
             runs.append(docker_run_job(client, image, port))
+        one, _ = function_rows_per_second(port, 1)
+        two, spread = function_rows_per_second(port, 2)
     finally:
         make("local-down", variables=variables)
         shutil.rmtree(directory, ignore_errors=True)
@@ -104,6 +136,10 @@ def main() -> None:
     print(f"    of which the connector's platform detection {job - quiet_job:4.1f} s   (SPCS runs it too)")
     print(f"  the same container with docker run         {run:6.1f} s   (baseline)")
     print(f"  EXECUTE JOB SERVICE / docker run           {job / run:6.2f}x")
+    print(f"  my_echo_udf, {FUNCTION_ROWS:,} rows, one Echo instance  {one:9,.0f} rows/s   (baseline)")
+    print(f"  the same, two Echo instances              {two:9,.0f} rows/s   {two / one:5.2f}x")
+    shares = ", ".join(f"instance {i}: {rows / max(sum(spread), 1):.0%}" for i, rows in enumerate(spread))
+    print(f"    rows each instance received: {shares}")
 
 
 if __name__ == "__main__":

@@ -629,8 +629,15 @@ def test_show_roles_in_service_lists_the_default_role_and_the_specs(spcs: LocalS
     spcs.sql(f"CREATE SERVICE with_roles IN COMPUTE POOL tutorial_compute_pool FROM SPECIFICATION $$ {spec} $$")
 
     roles = spcs.rows("SHOW ROLES IN SERVICE with_roles")
+    spcs.sql("GRANT SERVICE ROLE with_roles!echo_users TO ROLE test_role")
+    grants = spcs.rows("SHOW GRANTS TO SERVICE ROLE with_roles!echo_users")
 
     assert [role["name"] for role in roles] == ["ALL_ENDPOINTS_USAGE", "ECHO_USERS"]
+    assert [(g["privilege"], g["granted_on"], g["name"]) for g in grants] == [
+        ("USAGE", "SERVICE_ENDPOINT", "TUTORIAL_DB.DATA_SCHEMA.WITH_ROLES!echoendpoint"),
+    ]  # fmt: skip
+    assert spcs.rows("SHOW GRANTS OF SERVICE ROLE with_roles!ALL_ENDPOINTS_USAGE") == []  # grants are no-ops here
+    assert "does not exist" in error_of(spcs, "SHOW GRANTS TO SERVICE ROLE with_roles!nope").message
 
 
 def test_set_and_unset_a_compute_pools_properties(spcs: LocalSPCS) -> None:

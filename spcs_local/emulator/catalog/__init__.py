@@ -47,7 +47,17 @@ from spcs_local.emulator.results import already_exists, invalid, unsupported
 from spcs_local.emulator.secret_store import SecretStore
 from spcs_local.emulator.workload import Backend
 
-__all__ = ["Catalog", "Image", "ObjectName", "ServiceFunction", "ServiceView", "Settings", "already_dropped", "listed"]
+__all__ = [
+    "Catalog",
+    "Image",
+    "ObjectName",
+    "Service",
+    "ServiceFunction",
+    "ServiceView",
+    "Settings",
+    "already_dropped",
+    "listed",
+]
 
 
 class Catalog(PoolsAndRepositories, Services, Workloads):

@@ -6,8 +6,8 @@ from typing import Any, ClassVar
 
 import yaml
 
-from spcs_local.emulator.catalog import Catalog, ObjectName, ServiceView
-from spcs_local.emulator.results import Column, Result, SnowflakeError
+from spcs_local.emulator.catalog import Catalog, ObjectName, Service, ServiceView
+from spcs_local.emulator.results import Column, Result, SnowflakeError, does_not_exist
 from spcs_local.emulator.statements.parser import (
     Context,
     Parser,
@@ -60,6 +60,14 @@ class ListingStatements:
             parts = parser.name_parts()
             parser.end()
             return lambda context: self.show_service_roles(resolve(parts, context))
+        for direction in ("TO", "OF"):
+            if parser.accept("GRANTS", direction, "SERVICE", "ROLE"):
+                parts = parser.name_parts()
+                parser.expect_punct("!")
+                role = parser.next().value
+                parser.end()
+                show = self.show_grants_to_service_role if direction == "TO" else self.show_grants_of_service_role
+                return lambda context: show(resolve(parts, context), role)
         if parser.accept("USER", "FUNCTIONS"):
             pattern, scope = self.like_and_scope(parser)
             return lambda context: self.show_functions(pattern, scope, context)
@@ -301,6 +309,34 @@ class ListingStatements:
             str(role["name"]).upper() for role in service.document.get("serviceRoles") or []
         ]
         return Result(columns, [[service.created_on, role, None] for role in roles])
+
+    def service_role_endpoints(self, name: ObjectName, role: str) -> tuple[Service, list[str]]:
+        """A service role's endpoints: every endpoint for ALL_ENDPOINTS_USAGE, the spec's list for its own."""
+        service = self.catalog.service(name)
+        endpoints = [str(e["name"]) for e in service.document["spec"].get("endpoints") or []]
+        if role == "ALL_ENDPOINTS_USAGE":
+            return service, endpoints
+        for own in service.document.get("serviceRoles") or []:
+            if str(own["name"]).upper() == role:
+                return service, [str(endpoint) for endpoint in own.get("endpoints") or []]
+        raise does_not_exist("Service role", f"{service.name}!{role}")
+
+    def show_grants_to_service_role(self, name: ObjectName, role: str) -> Result:
+        """USAGE on each of the role's endpoints, as SHOW GRANTS TO SERVICE ROLE lists them."""
+        service, endpoints = self.service_role_endpoints(name, role)
+        columns = [Column("created_on", "timestamp_ltz"), Column("privilege"), Column("granted_on"),
+                   Column("name"), Column("granted_to"), Column("grantee_name"), Column("grant_option"),
+                   Column("granted_by")]  # fmt: skip
+        grantee = f"{service.name}!{role}"
+        return Result(columns, [[service.created_on, "USAGE", "SERVICE_ENDPOINT", f"{service.key}!{endpoint}",
+                                 "SERVICE_ROLE", grantee, "false", None] for endpoint in endpoints])  # fmt: skip
+
+    def show_grants_of_service_role(self, name: ObjectName, role: str) -> Result:
+        """Whom the service role is granted to: nobody the local SPCS keeps, since grants are no-ops here."""
+        self.service_role_endpoints(name, role)
+        columns = [Column("created_on", "timestamp_ltz"), Column("role"), Column("granted_to"),
+                   Column("grantee_name"), Column("granted_by")]  # fmt: skip
+        return Result(columns, [])
 
     def show_functions(self, pattern: str | None, scope: Any, context: Context) -> Result:
         columns = [
