@@ -18,7 +18,7 @@ from spcs_local.emulator.results import Result, SnowflakeError
 from spcs_local.emulator.server import CONTAINER_HOST, SNOWFLAKE_PORT, front_of
 from spcs_local.emulator.statements import Context, Statements
 from spcs_local.emulator.tls import TlsFiles
-from spcs_local.emulator.workload import BackendError, ContainerState, Workload
+from spcs_local.emulator.workload import BackendError, ContainerState, Workload, stamped
 from spcs_local.processes import free_port
 
 
@@ -34,6 +34,7 @@ class FakeBackend:
     created: int | None = None  # how many of a workload's containers exist so far (None: all of them)
     started: list[Workload] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    built: list[tuple[str, list[str]]] = field(default_factory=list)  # remote builds: reference, context's files
     running: dict[str, Workload] = field(default_factory=dict)
 
     def start(self, workload: Workload) -> None:
@@ -75,6 +76,11 @@ class FakeBackend:
                 if since is None or at > since]  # fmt: skip
         return "\n".join(kept[-lines:])
 
+    def build(self, files: dict[str, bytes], reference: str) -> tuple[bool, str]:
+        self.built.append((reference, sorted(files)))
+        failing = b"fail" in files.get("Dockerfile", b"")
+        return not failing, stamped(f"Step 1/1 : {files.get('Dockerfile', b'').decode()}\npushed {reference}")
+
     def remove(self, key: str) -> None:
         self.removed.append(key)
         self.running.pop(key, None)
@@ -112,6 +118,14 @@ class FakeStages:
         if (str(stage), path) not in self.files:
             raise SnowflakeError(f"Specification file '{path}' was not found on stage @{stage}.")
         return self.files[(str(stage), path)]
+
+    def read_folder(self, stage: ObjectName, folder: str) -> dict[str, bytes]:
+        prefix = folder.strip("/") + "/"
+        found = {path.removeprefix(prefix): text.encode() for (name, path), text in self.files.items()
+                 if name == str(stage) and path.startswith(prefix)}  # fmt: skip
+        if not found:
+            raise SnowflakeError(f"Nothing was uploaded to @{stage}/{folder}.")
+        return found
 
     def drop_stage(self, stage: ObjectName) -> bool:
         return self.drop_files(lambda name: name == str(stage))

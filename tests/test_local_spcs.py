@@ -513,6 +513,20 @@ def test_a_failing_liveness_probe_restarts_the_container_and_keeps_its_previous_
         local.snow("sql", "-q", "DROP SERVICE IF EXISTS unhealthy")
 
 
+def test_snow_remote_build_builds_the_echo_image_into_the_repository(local: Local) -> None:
+    built = local.snow("spcs", "service", "remote-build", "--build-context-dir", str(ROOT / "echo-service"),
+                       "--location", "tutorial_repository", "--name", "remote_echo", "--image-tag", "v1")  # fmt: skip
+    images = local.snow("spcs", "image-repository", "list-images", "tutorial_repository", "--format", "json")
+    history = local.snow("spcs", "service", "remote-build-history", "--format", "json")
+
+    assert built.returncode == 0 and "completed successfully" in built.stdout, built.stdout + built.stderr
+    assert ("remote_echo", "v1") in [(image["image_name"], image["tags"]) for image in json.loads(images.stdout)]
+    [job] = json.loads(history.stdout)
+    logs = local.snow("spcs", "service", "logs", job["job_name"].rsplit(".", 1)[1], "--container-name", "main",
+                      "--instance-id", "0")  # fmt: skip
+    assert job["status"] == "DONE" and "v1: digest: sha256:" in logs.stdout, logs.stdout + logs.stderr
+
+
 def test_after_a_restart_the_service_comes_back(local: Local) -> None:
     restarted = local.make("local-down", "local-up")
     assert restarted.returncode == 0, restarted.stderr

@@ -42,10 +42,10 @@ from spcs_local.emulator.workload import (
     BackendError,
     Container,
     ContainerState,
-    File,
     Probe,
     Workload,
     parse_timestamp,
+    stamped,
 )
 
 INSTANCE = "spcs-local.instance"
@@ -57,6 +57,7 @@ GUARD = "spcs-local.guard"
 STOP_SECONDS = 5
 GUARD_SECONDS = 20  # for the guard to set the firewall
 PENDING = "Waiting to start."
+BUILD_SECONDS = 1800  # the longest a remote build's step may stay silent
 # The guard's image: iptables on the Dockerfiles' base, built on first use.
 GUARD_DOCKERFILE = b"""FROM python:3.11-slim-bookworm
 RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iptables \\
@@ -188,7 +189,8 @@ class DockerBackend:
         try:
             container = self.client.containers.create(spec.image, **options)
             if spec.files:  # into the container itself, never a file on the host
-                container.put_archive("/", archive(spec.files, owner(container)))
+                written = {path: (file.text.encode(), file.mode) for path, file in spec.files.items()}
+                container.put_archive("/", archive(written, owner(container)))
         except docker.errors.DockerException as error:
             raise BackendError(f"Container {spec.name} could not start: {explain(error)}") from None
         return container
@@ -248,6 +250,26 @@ class DockerBackend:
                 except docker.errors.DockerException as error:
                     raise BackendError(f"The image of the network guard could not be built: {explain(error)}") from None
         return tag
+
+    def build(self, files: dict[str, bytes], reference: str) -> tuple[bool, str]:
+        """A remote build: the context built as an image and pushed to the registry as `reference`, each line
+        of Docker's output stamped as it comes."""
+        context = archive({path: (content, 0o644) for path, content in files.items()}, (0, 0))
+        repository, _, tag = reference.rpartition(":")
+        lines = []
+        try:
+            output = self.client.api.build(fileobj=io.BytesIO(context), custom_context=True, tag=reference, rm=True,
+                                           forcerm=True, decode=True, timeout=BUILD_SECONDS)  # fmt: skip
+            pushing = lambda: self.client.api.push(repository, tag=tag, stream=True, decode=True)  # noqa: E731
+            for step in (lambda: output, pushing):
+                for chunk in step():
+                    text = chunk.get("stream") or chunk.get("error") or chunk.get("status") or ""
+                    lines += [stamped(line) for line in text.splitlines() if line.strip()]
+                    if "error" in chunk:
+                        return False, "\n".join(lines)
+        except docker.errors.DockerException as error:
+            return False, "\n".join([*lines, stamped(f"The build failed: {explain(error)}")])
+        return True, "\n".join(lines)
 
     def set_egress(self, key: str, egress: tuple[str, ...]) -> None:
         """A running instance's firewall, made again with this egress: a change of its integrations or their
@@ -481,14 +503,13 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9_.-]+", "-", name.lower()).strip("-.") or "x"
 
 
-def archive(files: dict[str, File], user: tuple[int, int]) -> bytes:
-    """A tar of the files at their absolute paths, with their modes, owned by `user` (uid, gid)."""
+def archive(files: dict[str, tuple[bytes, int]], user: tuple[int, int]) -> bytes:
+    """A tar of the files (path -> content and mode) at their paths, owned by `user` (uid, gid)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for path, file in files.items():
-            data = file.text.encode()
+        for path, (data, mode) in files.items():
             info = tarfile.TarInfo(path.lstrip("/"))
-            info.size, info.mode = len(data), file.mode
+            info.size, info.mode = len(data), mode
             info.uid, info.gid = user
             tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()

@@ -55,6 +55,7 @@ USE_DATABASE = re.compile(rf"^\s*use\s+database\s+{NAME}\s*;?\s*$", re.I)
 UDF_FAILURE = re.compile(r"Python exception occurred while executing the UDF: (\w+): (.*)", re.S)
 UNQUOTED_PUT_SOURCE = re.compile(r"^(\s*put\s+)(file://\S+)", re.I)
 PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+CONTEXT_BYTES = 512 * 2**20  # the largest build context a remote build reads
 
 
 class DataInUse(Exception):
@@ -322,6 +323,23 @@ class Storage:
                 f"(PUT file://{Path(path).name} @{stage.name} AUTO_COMPRESS=FALSE, or snow stage copy)."
             )
         return file.read_text()
+
+    def read_folder(self, stage: ObjectName, folder: str) -> dict[str, bytes]:
+        """The files under a folder of a stage (a remote build's context), by their path in it: at most
+        CONTEXT_BYTES in all."""
+        root = stage_folder(stage.database, stage.schema, stage.name).resolve()
+        top = (root / folder.strip("/")).resolve()
+        if not top.is_relative_to(root) or not top.is_dir():
+            raise SnowflakeError(
+                f"Nothing was uploaded to @{stage}/{folder.strip('/')}: upload the build context first."
+            )
+        found, size = {}, 0
+        for file in sorted(path for path in top.rglob("*") if path.is_file() and not path.is_symlink()):
+            size += file.stat().st_size
+            if size > CONTEXT_BYTES:
+                raise SnowflakeError(f"The build context on @{stage} is over {CONTEXT_BYTES // 2**20} MiB.")
+            found[file.relative_to(top).as_posix()] = file.read_bytes()
+        return found
 
     def drop_stage(self, stage: ObjectName) -> bool:
         """Drop the stage and its files; False when there is no such stage."""

@@ -124,6 +124,8 @@ class Front:
                 await self.answer(send, match[1], session_token(scope))
             elif path.startswith("/fs_bucket/"):
                 await self.upload(scope, receive, send)
+            elif path.startswith("/api/v2/remote-build/"):
+                await self.remote_build(scope, receive, send)
             else:
                 token, body = session_token(scope), await read_body(scope, receive, LOGIN_BODY_BYTES)
                 closing = path == "/session" and ("delete", "true") in parse_query(scope)  # a client closes its session
@@ -371,6 +373,32 @@ class Front:
         path = unquote(urlsplit(url).path).removeprefix("/fs_bucket/")
         stage_info["presignedUrl"] = f"{url}?ticket={self.tickets.issue(token, path)}"
         return json.dumps(body).encode()
+
+    async def remote_build(self, scope: dict, receive: Receive, send: Send) -> None:
+        """The remote-build REST API (`snow spcs service remote-build`): a session's, answered in plain JSON."""
+        token = session_token(scope)
+        session = self.sessions.get(token)
+        if session is None:
+            raise Refused(401, "Log in first: the remote-build API takes a session's token.")
+        post = scope["method"] == "POST"
+        body = parse_json(await read_body(scope, receive, LOGIN_BODY_BYTES)) if post else {}
+        database, schema = fakesnow_fixes.current_database_and_schema(token)
+        context = Context(session.user, session.role, session.warehouse, database, schema)
+        route = scope["path"].removeprefix("/api/v2/remote-build/")
+        try:
+            if route == "execute" and post:
+                answer = await anyio.to_thread.run_sync(self.statements.submit_build, context, body)
+            elif route == "jobs" and not post:
+                answer = self.statements.build_jobs()
+            elif route.startswith("jobs/") and not post:
+                answer = self.statements.build_job(context, route.removeprefix("jobs/"))
+                if answer is None:
+                    raise Refused(404, f"There is no remote build job {route.removeprefix('jobs/')}.")
+            else:
+                raise Refused(404, f"The remote-build API has no {scope['method']} {scope['path']}.")
+        except SnowflakeError as error:
+            raise Refused(400, error.message) from None
+        await reply(send, 200, json.dumps(answer).encode())
 
     async def upload(self, scope: dict, receive: Receive, send: Send) -> None:
         """A file of a PUT, streamed to its stage: bounded, and whole or not at all."""

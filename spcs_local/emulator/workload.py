@@ -105,6 +105,11 @@ class Backend(Protocol):
         """Where a running workload may connect from now on (Workload.egress)."""
         ...
 
+    def build(self, files: dict[str, bytes], reference: str) -> tuple[bool, str]:
+        """Build the image of a build context (path -> content, a Dockerfile at its top) and push it as
+        `reference`: whether it succeeded, and its log, each line after its timestamp."""
+        ...
+
     def remove(self, key: str) -> None: ...
 
     def keys(self) -> set[str]: ...
@@ -115,3 +120,9 @@ def parse_timestamp(text: str) -> datetime:
     are UTC."""
     parsed = datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", text.replace("Z", "+00:00")))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def stamped(text: str, at: datetime | None = None) -> str:
+    """Each line of `text` after a timestamp as Docker writes one in logs (RFC 3339, UTC, with a Z)."""
+    stamp = (at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return "\n".join(f"{stamp} {line}" for line in text.splitlines())

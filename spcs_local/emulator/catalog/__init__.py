@@ -20,6 +20,7 @@ from pathlib import Path
 
 from spcs_local.emulator.access import Access
 from spcs_local.emulator.atomic import write
+from spcs_local.emulator.catalog.builds import Builds
 from spcs_local.emulator.catalog.objects import (
     OBJECT_TYPES,
     ComputePool,
@@ -60,7 +61,7 @@ __all__ = [
 ]
 
 
-class Catalog(PoolsAndRepositories, Services, Workloads):
+class Catalog(Builds, PoolsAndRepositories, Services, Workloads):
     def __init__(self, path: Path, backend: Backend | None, images: ImageStore | None, settings: Settings) -> None:
         self.path, self.backend, self.image_store, self.settings = path, backend, images, settings
         self.lock = threading.RLock()

@@ -18,6 +18,7 @@ from spcs_local.emulator import spec_templates
 from spcs_local.emulator.catalog import Catalog, ServiceFunction, already_dropped
 from spcs_local.emulator.results import Result, SnowflakeError, invalid, syntax_error, unsupported
 from spcs_local.emulator.statements.access import AccessStatements
+from spcs_local.emulator.statements.builds import BuildRequests
 from spcs_local.emulator.statements.listings import ListingStatements
 from spcs_local.emulator.statements.parser import NOOP, Context, Parser, Run, Storage, resolve, statement_count, tokens
 from spcs_local.emulator.statements.system import SystemFunctions
@@ -31,7 +32,7 @@ ENGINE_STATEMENTS = {"ATTACH", "DETACH", "INSTALL", "LOAD", "PRAGMA", "EXPORT", 
                      "VACUUM", "RESET"}  # fmt: skip
 
 
-class Statements(AccessStatements, ListingStatements, SystemFunctions):
+class Statements(AccessStatements, BuildRequests, ListingStatements, SystemFunctions):
     def __init__(self, catalog: Catalog, stages: Storage) -> None:
         self.catalog, self.stages = catalog, stages
         # By the statement's first word; each parser returns None for a statement fakesnow runs.
