@@ -9,7 +9,6 @@ import docker.errors
 import pytest
 
 from spcs_local.emulator.docker_backend import archive, owner
-from spcs_local.emulator.workload import File
 
 PASSWD = "root:x:0:0:root:/root:/bin/sh\napp:x:10001:10002::/home/app:/bin/sh\n"
 GROUP = "root:x:0:\nstaff:x:50:app\n"
@@ -29,7 +28,7 @@ class CreatedContainer:
     def get_archive(self, path: str) -> tuple[list[bytes], dict]:
         if path not in self.files:
             raise docker.errors.NotFound(f"no {path}")
-        return [archive({path: File(self.files[path])}, (0, 0))], {}
+        return [archive({path: (self.files[path].encode(), 0o444)}, (0, 0))], {}
 
 
 @pytest.mark.parametrize(
@@ -53,7 +52,7 @@ def test_an_image_without_passwd_gets_root() -> None:
 
 
 def test_the_archive_keeps_each_files_mode_and_owner() -> None:
-    data = archive({"/app/session/token": File("t0k3n", 0o600), "/run/secrets/api/key": File("k")}, (10001, 50))
+    data = archive({"/app/session/token": (b"t0k3n", 0o600), "/run/secrets/api/key": (b"k", 0o444)}, (10001, 50))
 
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         members = {m.name: (m.mode, m.uid, m.gid) for m in tar.getmembers()}

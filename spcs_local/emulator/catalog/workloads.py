@@ -43,7 +43,7 @@ class Workloads:
             "SNOWFLAKE_DATABASE": service.database,
             "SNOWFLAKE_SCHEMA": service.schema,
         }
-        if service.is_job:  # each replica's place in the job, as SPCS tells it
+        if service.is_job and service.replicas > 1:  # each replica's place in a job of several, as SPCS tells it
             injected |= {"SNOWFLAKE_JOB_INDEX": str(index), "SNOWFLAKE_JOBS_COUNT": str(service.replicas)}
         if settings.trust:  # the standard trust settings: OpenSSL's and Python's, requests', Node.js's
             injected |= {name: TRUST_BUNDLE for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS")}
