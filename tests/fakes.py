@@ -14,7 +14,7 @@ import uvicorn
 from spcs_local.emulator import ACCOUNT, fakesnow_fixes
 from spcs_local.emulator.catalog import Catalog, Image, ObjectName, Settings
 from spcs_local.emulator.guard import Doors
-from spcs_local.emulator.results import Result, SnowflakeError
+from spcs_local.emulator.results import Result, SnowflakeError, does_not_exist
 from spcs_local.emulator.server import CONTAINER_HOST, SNOWFLAKE_PORT, front_of
 from spcs_local.emulator.statements import Context, Statements
 from spcs_local.emulator.tls import TlsFiles
@@ -35,6 +35,7 @@ class FakeBackend:
     started: list[Workload] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     built: list[tuple[str, list[str]]] = field(default_factory=list)  # remote builds: reference, context's files
+    dropped_volumes: list[str] = field(default_factory=list)  # the services whose block volumes went
     running: dict[str, Workload] = field(default_factory=dict)
 
     def start(self, workload: Workload) -> None:
@@ -81,6 +82,9 @@ class FakeBackend:
         failing = b"fail" in files.get("Dockerfile", b"")
         return not failing, stamped(f"Step 1/1 : {files.get('Dockerfile', b'').decode()}\npushed {reference}")
 
+    def drop_volumes(self, service: str) -> None:
+        self.dropped_volumes.append(service)
+
     def remove(self, key: str) -> None:
         self.removed.append(key)
         self.running.pop(key, None)
@@ -113,6 +117,15 @@ class FakeStages:
 
     files: dict[tuple[str, str], str] = field(default_factory=dict)  # (stage, path) -> text
     schemas: set[tuple[str, str]] = field(default_factory=lambda: {("TUTORIAL_DB", "DATA_SCHEMA")})
+    root: Path | None = None  # where stages with folders (what stage volumes mount) are
+    stages: set[str] = field(default_factory=lambda: {"TUTORIAL_DB.DATA_SCHEMA.TUTORIAL_STAGE"})
+
+    def folder(self, stage: ObjectName) -> Path:
+        if str(stage) not in self.stages or self.root is None:
+            raise does_not_exist("Stage", str(stage))
+        folder = self.root / str(stage)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder.resolve()
 
     def read(self, stage: ObjectName, path: str) -> str:
         if (str(stage), path) not in self.files:
@@ -158,9 +171,10 @@ class LocalSPCS:
         self.path = path
         self.backend = backend or FakeBackend()
         self.images = FakeImages()
-        self.stages = FakeStages()
+        self.stages = FakeStages(root=path / "stages")
         self.settings = Settings(ACCOUNT, CONTAINER_HOST, SNOWFLAKE_PORT, 8765)
         self.catalog = Catalog(path / "catalog.json", self.backend, self.images, self.settings)
+        self.catalog.stage_folder = self.stages.folder
         self.statements = Statements(self.catalog, self.stages)
         self.context = Context("TUTORIAL_USER", "TEST_ROLE", "TUTORIAL_WAREHOUSE", "TUTORIAL_DB", "DATA_SCHEMA")
 

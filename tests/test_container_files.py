@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import docker.errors
 import pytest
 
-from spcs_local.emulator.docker_backend import archive, owner
+from spcs_local.emulator.docker_containers import archive, owner
 
 PASSWD = "root:x:0:0:root:/root:/bin/sh\napp:x:10001:10002::/home/app:/bin/sh\n"
 GROUP = "root:x:0:\nstaff:x:50:app\n"

@@ -42,6 +42,33 @@ LIVENESS_ON_A_MISSING_PATH = """    livenessProbe:
       periodSeconds: 1
       failureThreshold: 2
 """
+STAGE_VOLUME_SPEC = """spec:
+  containers:
+  - name: main
+    image: /tutorial_db/data_schema/tutorial_repository/my_job_image:latest
+    command: ["sh", "-c", "cat /data/hello.txt && stat -c 'owner %u:%g' /data && echo hi > /data/from_container.txt"]
+    volumeMounts:
+    - {name: notebooks, mountPath: /data}
+  volumes:
+  - name: notebooks
+    source: stage
+    stageConfig: {name: "@notebooks/work"}
+    uid: 10001
+    gid: 10001
+"""
+# A service that prints what its block volume kept from the run before, then what this run is.
+BLOCK_VOLUME_SPEC = """spec:
+  containers:
+  - name: main
+    image: /tutorial_db/data_schema/tutorial_repository/my_job_image:latest
+    env: {RUN: first}
+    command: ["sh", "-c", "sed 's/^/kept: /' /tmp/runs 2>/dev/null; echo $RUN >> /tmp/runs; echo now: $RUN;
+              trap 'exit 0' TERM; while sleep 1; do :; done"]
+    volumeMounts:  # at /tmp: Docker fills a new volume from the image's folder there, writable by all
+    - {name: kept, mountPath: /tmp}
+  volumes:
+  - {name: kept, source: block, size: 1Gi}
+"""
 FAILING_DOCKERFILE = f"""FROM {BASE_IMAGE}
 ENTRYPOINT ["python3", "-c", "print('failing on purpose'); raise SystemExit(3)"]
 """
@@ -525,6 +552,46 @@ def test_snow_remote_build_builds_the_echo_image_into_the_repository(local: Loca
     logs = local.snow("spcs", "service", "logs", job["job_name"].rsplit(".", 1)[1], "--container-name", "main",
                       "--instance-id", "0")  # fmt: skip
     assert job["status"] == "DONE" and "v1: digest: sha256:" in logs.stdout, logs.stdout + logs.stderr
+
+
+def test_a_stage_volume_reads_what_was_put_and_what_the_container_writes_shows_in_list(local: Local) -> None:
+    hello = local.directory / "hello.txt"
+    hello.write_text("put from the host\n")
+    spec = local.directory / "stage_volume.yaml"
+    spec.write_text(STAGE_VOLUME_SPEC)
+    created = local.snow("sql", "-q", "CREATE STAGE IF NOT EXISTS notebooks")
+    put = local.snow("stage", "copy", str(hello), "@notebooks/work")
+
+    job = local.snow("spcs", "service", "execute-job", "stage_round_trip", "--compute-pool", "tutorial_compute_pool",
+                     "--spec-path", str(spec))  # fmt: skip
+    logs = local.snow("spcs", "service", "logs", "stage_round_trip", "--container-name", "main", "--instance-id", "0")
+    listed = local.snow("stage", "list-files", "notebooks", "--format", "json")
+
+    assert created.returncode == 0 and put.returncode == 0, created.stderr + put.stdout + put.stderr
+    assert job.returncode == 0, job.stdout + job.stderr
+    assert "put from the host" in logs.stdout and "owner 10001:10001" in logs.stdout
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    names = [row["name"] for row in json.loads(listed.stdout)]
+    assert "notebooks/work/from_container.txt" in names and "notebooks/work/hello.txt" in names, names
+
+
+def test_a_block_volume_survives_an_upgrade(local: Local) -> None:
+    spec = local.directory / "block_volume.yaml"
+    spec.write_text(BLOCK_VOLUME_SPEC)
+    upgraded = local.directory / "block_volume_upgraded.yaml"
+    upgraded.write_text(BLOCK_VOLUME_SPEC.replace("RUN: first", "RUN: second"))
+    created = local.snow("spcs", "service", "create", "keeper", "--compute-pool", "tutorial_compute_pool",
+                         "--spec-path", str(spec))  # fmt: skip
+    try:
+        waited = local.snow("sql", "-q", "SELECT SYSTEM$WAIT_FOR_SERVICES(120, 'keeper')")
+        upgrade = local.snow("spcs", "service", "upgrade", "keeper", "--spec-path", str(upgraded))
+        logs = local.snow("spcs", "service", "logs", "keeper", "--container-name", "main", "--instance-id", "0")
+
+        assert created.returncode == 0 and "| OK " in waited.stdout, created.stderr + waited.stdout + waited.stderr
+        assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr
+        assert "kept: first" in logs.stdout and "now: second" in logs.stdout, logs.stdout
+    finally:
+        local.snow("sql", "-q", "DROP SERVICE IF EXISTS keeper")
 
 
 def test_after_a_restart_the_service_comes_back(local: Local) -> None:

@@ -24,7 +24,6 @@ import io
 import ipaddress
 import json
 import re
-import tarfile
 import threading
 import time
 from dataclasses import astuple
@@ -37,6 +36,16 @@ import docker.errors
 import requests.exceptions
 from docker.models.containers import Container as DockerContainer
 
+from spcs_local.emulator.docker_containers import (
+    NAME,
+    PROBES,
+    archive,
+    folders,
+    owner,
+    parse_time,
+    published,
+    state_of,
+)
 from spcs_local.emulator.probes import Prober, Watched
 from spcs_local.emulator.workload import (
     BackendError,
@@ -44,19 +53,16 @@ from spcs_local.emulator.workload import (
     ContainerState,
     Probe,
     Workload,
-    parse_timestamp,
     stamped,
 )
 
 INSTANCE = "spcs-local.instance"
 WORKLOAD = "spcs-local.workload"
 INDEX = "spcs-local.index"
-NAME = "spcs-local.container"
-PROBES = "spcs-local.probes"
+BLOCK = "spcs-local.block"  # on a block volume: the service it belongs to
 GUARD = "spcs-local.guard"
 STOP_SECONDS = 5
 GUARD_SECONDS = 20  # for the guard to set the firewall
-PENDING = "Waiting to start."
 BUILD_SECONDS = 1800  # the longest a remote build's step may stay silent
 # The guard's image: iptables on the Dockerfiles' base, built on first use.
 GUARD_DOCKERFILE = b"""FROM python:3.11-slim-bookworm
@@ -173,7 +179,9 @@ class DockerBackend:
             "environment": spec.env,
             "network_mode": f"container:{guard.id}",
             "volumes": {host: {"bind": path, "mode": "ro"} for path, host in workload.mounts.items()}
-            | {self.volume(workload.key, name): {"bind": path, "mode": "rw"} for name, path in spec.volumes.items()},
+            | {self.volume(workload.key, name): {"bind": path, "mode": "rw"} for name, path in spec.volumes.items()}
+            | {self.block_volume(block): {"bind": path, "mode": "rw"} for block, path in spec.block.items()}
+            | {host: {"bind": path, "mode": "rw"} for host, path in spec.binds.items()},
             "tmpfs": {path: f"size={size}" for path, size in spec.tmpfs.items()},
             "restart_policy": {"Name": "no"} if workload.job else {"Name": "unless-stopped"},
             "stop_signal": "SIGTERM",
@@ -191,6 +199,8 @@ class DockerBackend:
             if spec.files:  # into the container itself, never a file on the host
                 written = {path: (file.text.encode(), file.mode) for path, file in spec.files.items()}
                 container.put_archive("/", archive(written, owner(container)))
+            if spec.owners:  # the volumes' uid and gid, on their mount points; a stage's open to the host's user too
+                container.put_archive("/", folders(spec.owners, set(spec.binds.values())))
         except docker.errors.DockerException as error:
             raise BackendError(f"Container {spec.name} could not start: {explain(error)}") from None
         return container
@@ -293,6 +303,22 @@ class DockerBackend:
     def volume(self, key: str, name: str) -> str:
         """A `local` volume of the spec: a Docker volume shared by the instance's containers."""
         return self.name(key, name)
+
+    def block_volume(self, block: str) -> str:
+        """A block volume: a Docker volume of the service's (service:volume:instance), kept across its restarts
+        and upgrades until the service is dropped."""
+        service = block.rsplit(":", 2)[0]
+        name = f"spcs-{self.instance}-block-{slug(block)[:60]}-{digest(block)}"
+        if not self.client.volumes.list(filters={"name": name}):
+            self.client.volumes.create(name, labels={INSTANCE: self.instance, BLOCK: service})
+        return name
+
+    def drop_volumes(self, service: str) -> None:
+        for volume in self.client.volumes.list(
+            filters={"label": [f"{INSTANCE}={self.instance}", f"{BLOCK}={service}"]}
+        ):
+            with contextlib.suppress(docker.errors.DockerException):
+                volume.remove(force=True)
 
     def pull(self, image: str) -> None:
         repository, _, tag = image.rpartition(":")
@@ -439,118 +465,9 @@ def resolvers() -> list[str]:
     return ["8.8.8.8", "8.8.4.4"]
 
 
-def published(guard: DockerContainer) -> dict[int, int]:
-    """The guard's ports as published on 127.0.0.1: container port -> host port."""
-    return {
-        int(port.split("/")[0]): int(bindings[0]["HostPort"])
-        for port, bindings in (guard.attrs["NetworkSettings"].get("Ports") or {}).items()
-        if bindings
-    }
-
-
-def state_of(container: DockerContainer, guard: DockerContainer | None, prober: Prober) -> ContainerState:
-    """SPCS's view of a container: PENDING, READY (its readiness probe passes), DONE or FAILED. Its ports and
-    address are its guard's, whose network namespace it shares."""
-    state = container.attrs["State"]
-    exit_code = state.get("ExitCode") if state["Status"] in ("exited", "dead", "restarting") else None
-    host_ports = published(guard) if guard else {}
-    watched = prober.seen(container.id) or Watched()
-    if state["Status"] == "running":
-        probe = (json.loads(container.labels.get(PROBES) or "{}")).get("readiness")
-        if watched.ready:
-            status, message = "READY", "Running"
-        else:
-            status = "PENDING"
-            message = f"Readiness probe is failing at path: {probe[1]}, port: {probe[0]}" if probe else PENDING
-    elif state["Status"] in ("exited", "dead", "restarting"):
-        status = "DONE" if exit_code == 0 and state["Status"] != "restarting" else "FAILED"
-        if state.get("OOMKilled"):
-            message = "Container was killed: it ran out of memory (resources.limits.memory)."
-        elif status == "DONE":
-            message = "Completed successfully"
-        else:
-            message = f"Container exited with code {exit_code}" + (
-                ", restarting" if state["Status"] == "restarting" else ""
-            )
-    else:
-        status, message = "PENDING", PENDING
-    networks = (guard.attrs["NetworkSettings"].get("Networks") if guard else None) or {}
-    image = container.attrs["Config"]["Image"]
-    digests = []
-    with contextlib.suppress(docker.errors.NotFound):  # an image deleted meanwhile
-        digests = (container.image.attrs.get("RepoDigests") or []) if container.image else []
-    return ContainerState(
-        name=container.labels.get(NAME, container.name),
-        status=status,
-        message=message,
-        image=image,
-        exit_code=exit_code,
-        digest=digests[0].split("@")[-1] if digests else None,
-        started=parse_time(state.get("StartedAt")),
-        restarts=container.attrs.get("RestartCount", 0) + watched.restarts,
-        last_restart=watched.restarted_at,
-        ports=host_ports,
-        ip=next((n.get("IPAddress") for n in networks.values() if n.get("IPAddress")), None),
-    )
-
-
-def parse_time(text: str | None) -> datetime | None:
-    return None if not text or text.startswith("0001-") else parse_timestamp(text)
-
-
 def slug(name: str) -> str:
     """A name as Docker allows it in container, network and volume names."""
     return re.sub(r"[^a-z0-9_.-]+", "-", name.lower()).strip("-.") or "x"
-
-
-def archive(files: dict[str, tuple[bytes, int]], user: tuple[int, int]) -> bytes:
-    """A tar of the files (path -> content and mode) at their paths, owned by `user` (uid, gid)."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for path, (data, mode) in files.items():
-            info = tarfile.TarInfo(path.lstrip("/"))
-            info.size, info.mode = len(data), mode
-            info.uid, info.gid = user
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
-def owner(container: DockerContainer) -> tuple[int, int]:
-    """The uid and gid the container runs as (its image's USER, by number, or by name in the image's
-    /etc/passwd and /etc/group), so that a file of mode 0600 is its own; root when USER names none."""
-    user = str((container.attrs.get("Config") or {}).get("User") or "")
-    name, _, group = user.partition(":")
-    uid = gid = 0
-    if name.isdigit():
-        uid = gid = int(name)
-    elif name:
-        uid, gid = ([*numbers(image_file(container, "/etc/passwd"), name), 0, 0])[:2]
-    if group.isdigit():
-        gid = int(group)
-    elif group:
-        gid = ([*numbers(image_file(container, "/etc/group"), group), gid])[0]
-    return uid, gid
-
-
-def image_file(container: DockerContainer, path: str) -> str:
-    """A text file of the container's image, read before it starts; '' when there is none."""
-    try:
-        stream, _ = container.get_archive(path)
-        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-            member = tar.next()
-            data = tar.extractfile(member) if member else None
-            return data.read().decode(errors="replace") if data else ""
-    except (docker.errors.DockerException, tarfile.TarError):
-        return ""
-
-
-def numbers(text: str, name: str) -> list[int]:
-    """The ids on `name`'s line of an /etc/passwd (uid, gid) or /etc/group (gid)."""
-    for line in text.splitlines():
-        fields = line.split(":")
-        if fields[0] == name and len(fields) > 2:
-            return [int(field) for field in fields[2:4] if field.isdigit()]
-    return []
 
 
 def digest(key: str) -> str:

@@ -30,7 +30,7 @@ from typing import Any
 
 from spcs_local.emulator import ACCOUNT, DATABASE, ORGANIZATION, REGION, SCHEMA
 from spcs_local.emulator.catalog import ObjectName, ServiceFunction
-from spcs_local.emulator.results import SnowflakeError
+from spcs_local.emulator.results import SnowflakeError, does_not_exist
 from spcs_local.emulator.service_functions import json_arguments, sql_type
 
 Invoke = Callable[[str, list[tuple]], list[Any]]  # (call id, rows) -> results
@@ -323,6 +323,15 @@ class Storage:
                 f"(PUT file://{Path(path).name} @{stage.name} AUTO_COMPRESS=FALSE, or snow stage copy)."
             )
         return file.read_text()
+
+    def folder(self, stage: ObjectName) -> Path:
+        """The folder of a stage that exists, where its files are: what a stage volume mounts."""
+        where = "database_name = ? and schema_name = ? and name = ?"
+        if not run_global(f"select 1 from {STAGES} where {where}", astuple(stage)):
+            raise does_not_exist("Stage", str(stage))
+        folder = stage_folder(stage.database, stage.schema, stage.name)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder.resolve()
 
     def read_folder(self, stage: ObjectName, folder: str) -> dict[str, bytes]:
         """The files under a folder of a stage (a remote build's context), by their path in it: at most

@@ -60,7 +60,9 @@ def serve(
     for name, endpoints in external_services:
         catalog.register_external_service(name, endpoints)
     plain_sockets = [listen(host, port)]
-    with front_of(app, catalog, fakesnow_fixes.Storage(), poll_seconds, doors) as front:
+    stages = fakesnow_fixes.Storage()
+    catalog.stage_folder = stages.folder  # what stage volumes mount
+    with front_of(app, catalog, stages, poll_seconds, doors) as front:
         # h11, whose headers are bounded (httptools' are not); errors only: a stranger's malformed request must
         # not grow the log.
         options: dict[str, Any] = {"http": "h11", "h11_max_incomplete_event_size": HEADER_BYTES,

@@ -41,6 +41,9 @@ class Container:
     nano_cpus: int | None = None
     tmpfs: dict[str, int] = field(default_factory=dict)  # mount path -> size in bytes
     volumes: dict[str, str] = field(default_factory=dict)  # volume name -> mount path (shared in the workload)
+    block: dict[str, str] = field(default_factory=dict)  # block volume id (service:volume:instance) -> mount path
+    binds: dict[str, str] = field(default_factory=dict)  # a stage's folder on the host -> mount path
+    owners: dict[str, tuple[int, int]] = field(default_factory=dict)  # mount path -> its uid and gid
     files: dict[str, File] = field(default_factory=dict)  # absolute path in the container -> its file
 
 
@@ -111,6 +114,10 @@ class Backend(Protocol):
         ...
 
     def remove(self, key: str) -> None: ...
+
+    def drop_volumes(self, service: str) -> None:
+        """Delete the block volumes of a dropped service (they outlive its instances until then)."""
+        ...
 
     def keys(self) -> set[str]: ...
 

@@ -70,6 +70,7 @@ class Catalog(Builds, PoolsAndRepositories, Services, Workloads):
         self.services: dict[str, Service] = {}
         self.functions: dict[str, ServiceFunction] = {}
         self.on_functions_changed: Callable[[], None] = lambda: None
+        self.stage_folder: Callable[[ObjectName], Path] = no_stages  # a stage's folder on the host, to mount
         self.tokens: dict[str, str] = {}  # workload key -> the OAuth token its containers log in with
         self.workload_locks: dict[str, threading.Lock] = {}
         self.used: dict[str, float] = {}  # service key -> when a call last reached it (time.monotonic())
@@ -193,3 +194,7 @@ class Catalog(Builds, PoolsAndRepositories, Services, Workloads):
 
     def job_name(self) -> str:
         return f"JOB_{uuid.uuid4().hex[:16].upper()}"
+
+
+def no_stages(stage: ObjectName) -> Path:
+    raise invalid(f"Stage volumes need the local SPCS's stages, which this catalog runs without (@{stage.name}).")

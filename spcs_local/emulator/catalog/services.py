@@ -244,6 +244,8 @@ class Services:
             service = self.services.pop(str(name))
             self.save()
         self.forget_workload(service)
+        if self.backend:
+            self.backend.drop_volumes(service.key)
         for log in self.job_logs_dir(service).glob("*.log"):
             log.unlink()
         with contextlib.suppress(OSError):

@@ -3,6 +3,7 @@ its secrets, session token, limits, volumes and egress as SPCS gives them."""
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 from spcs_local.emulator.catalog.objects import (
@@ -55,17 +56,24 @@ class Workloads:
             limits = (entry.get("resources") or {}).get("limits") or {}
             memory = node.memory_within("memory limit", memory_bytes(limits["memory"])) if "memory" in limits else None
             cpus = node.cpus_within(nano_cpus(limits["cpu"])) if "cpu" in limits else None
-            tmpfs, shared = {}, {}
+            tmpfs, shared, block, binds, owners = {}, {}, {}, {}, {}
             for mount in entry.get("volumeMounts") or []:
-                volume = volumes[mount["name"]]
+                volume, path = volumes[mount["name"]], mount["mountPath"]
                 source = str(volume.get("source"))
+                if "uid" in volume or "gid" in volume:
+                    owners[path] = (volume.get("uid", 0), volume.get("gid", 0))
                 if source == "memory":
                     size = memory_bytes(volume.get("size", "1Gi"))
-                    tmpfs[mount["mountPath"]] = node.memory_within(f"memory volume {volume['name']}", size)
+                    tmpfs[path] = node.memory_within(f"memory volume {volume['name']}", size)
                 elif source == "local":
-                    shared[volume["name"]] = mount["mountPath"]
-                else:
-                    raise unsupported(f"volumes with source {source}")
+                    shared[volume["name"]] = path
+                elif source == "block":
+                    if (volume.get("blockConfig") or {}).get("initialContents"):
+                        raise unsupported("block volumes made from a snapshot")
+                    block[f"{service.key}:{volume['name']}:{index}"] = path
+                else:  # source: stage with stageConfig, or the deprecated "@stage"
+                    stage = (volume.get("stageConfig") or {}).get("name", "") if source == "stage" else source
+                    binds[str(self.stage_volume(service, str(stage)))] = path
             secret_env, secret_files = self.container_secrets(service, entry.get("secrets") or [])
             session_env, session_files = self.session_files(service, entry, token)
             containers.append(
@@ -82,6 +90,9 @@ class Workloads:
                     nano_cpus=min(cpus or node.nano_cpus or 0, (os.cpu_count() or 1) * 10**9) or None,
                     tmpfs=tmpfs,
                     volumes=shared,
+                    block=block,
+                    binds=binds,
+                    owners=owners,
                     files=secret_files | session_files,
                 )
             )
@@ -98,6 +109,20 @@ class Workloads:
             front=(settings.snowflake_port, settings.front_port),
             egress=tuple(self.access.egress(service.external_access_integrations)),
         )
+
+    def stage_volume(self, service: Service, stage: str) -> Path:
+        """The folder on the host that a stage volume mounts: `@stage` or `@stage/folder`, the stage's name
+        qualified as in SQL (unquoted parts in uppercase), in the service's schema unless it says otherwise."""
+        name, _, folder = stage.removeprefix("@").partition("/")
+        parts = [part[1:-1] if part.startswith('"') else part.upper() for part in name.split(".")]
+        if not 1 <= len(parts) <= 3 or not all(parts):
+            raise invalid(f"Invalid spec: '{stage}' is not a stage.")
+        root = self.stage_folder(ObjectName(*([service.database, service.schema][: 3 - len(parts)] + parts)))
+        target = (root / folder.strip("/")).resolve()
+        if not target.is_relative_to(root):
+            raise invalid(f"Invalid spec: '{stage}' leaves its stage.")
+        target.mkdir(parents=True, exist_ok=True)
+        return target
 
     def session_files(self, service: Service, entry: dict[str, Any], token: str) -> tuple[dict[str, str], dict]:
         """The session token as mountSessionToken and sessionTokenConfig say, with the generated connections.toml
