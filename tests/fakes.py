@@ -32,6 +32,7 @@ class FakeBackend:
     job_seconds: float = 0.0
     start_seconds: float = 0.0  # how long a start takes (pulling, creating)
     created: int | None = None  # how many of a workload's containers exist so far (None: all of them)
+    ports: dict[int, int] | None = None  # where every instance answers on 127.0.0.1 (a real server of the test)
     started: list[Workload] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     built: list[tuple[str, list[str]]] = field(default_factory=list)  # remote builds: reference, context's files
@@ -57,7 +58,7 @@ class FakeBackend:
                 states.append(ContainerState(container.name, status, message, container.image, exit_code=code))
             else:
                 status = "PENDING" if self.pending else "READY"
-                ports = {port: 40000 + 1000 * instance + port for port in workload.ports}  # each instance's own
+                ports = self.ports or {port: 40000 + 1000 * instance + port for port in workload.ports}  # its own
                 states.append(ContainerState(container.name, status, "Running", container.image, ports=ports))
         return states
 

@@ -160,9 +160,7 @@ class Front:
         if not isinstance(data, dict):
             raise Refused(400, "A login request holds its fields in `data`.")
         token = str(data.get("TOKEN") or "")
-        by_password = secrets.compare_digest(str(data.get("LOGIN_NAME") or "").encode(), USER.encode()) and (
-            secrets.compare_digest(str(data.get("PASSWORD") or "").encode(), PASSWORD.encode())
-        )
+        by_password = password_ok(str(data.get("LOGIN_NAME") or ""), str(data.get("PASSWORD") or ""))
         # An OAuth token is a workload's (mounted in its containers) or a live session's.
         if not (by_password or (token and (self.service_token(token) or token in self.sessions))):
             failure = SnowflakeError("Incorrect username or password was specified.", "390100", "08004")
@@ -198,6 +196,11 @@ class Front:
                 warehouse and identifier(warehouse),
             ))  # fmt: skip
         await reply(send, status, json.dumps(result).encode(), headers)
+
+    def user_of(self, token: str) -> str | None:
+        """The user of a live session's token."""
+        session = self.sessions.get(token)
+        return session.user.upper() if session else None
 
     def session_ended(self, token: str, session: Session) -> None:
         """A session closed, expired or pushed out by newer ones: what it runs stops, and fakesnow forgets it."""
@@ -443,6 +446,13 @@ class Fakesnow:
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def password_ok(user: str, password: str) -> bool:
+    """The local SPCS's one user and password."""
+    return secrets.compare_digest(user.encode(), USER.encode()) & secrets.compare_digest(
+        password.encode(), PASSWORD.encode()
+    )
 
 
 def several_statements(count: int, parameters: dict) -> SnowflakeError:

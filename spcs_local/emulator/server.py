@@ -25,8 +25,9 @@ import uvicorn
 from spcs_local.emulator import ACCOUNT, DATABASE, SCHEMA, fakesnow_fixes, tls
 from spcs_local.emulator.catalog import Catalog, ObjectName, Settings
 from spcs_local.emulator.docker_backend import DockerBackend
-from spcs_local.emulator.front import Front
+from spcs_local.emulator.front import Front, password_ok
 from spcs_local.emulator.guard import HEADER_BYTES, LOOPBACK, LOOPBACK_NAMES, Doors
+from spcs_local.emulator.ingress import Ingress
 from spcs_local.emulator.registry import Registry
 from spcs_local.emulator.service_functions import Caller
 from spcs_local.emulator.statements import Statements, Storage
@@ -75,11 +76,14 @@ def serve(
         catalog.reconcile()
         idle = threading.Event()
         threading.Thread(target=catalog.watch_idle, args=(idle,), name="auto-suspend", daemon=True).start()
+        ingress = Ingress(catalog, front.user_of, password_ok)
+        ingress.start()
         sockets = [plain_sockets, [listen(gateway, port)] if gateway and tls_files else []]
         try:
             asyncio.run(serve_all(servers, sockets))
         finally:
             idle.set()
+            ingress.close()
             if backend:
                 backend.close()
 

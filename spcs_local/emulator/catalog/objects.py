@@ -146,6 +146,7 @@ class Service:
     failure: str | None = None  # why its containers could not start
     outcome: Outcome | None = None  # a job's end
     external: dict[str, str] = field(default_factory=dict)  # endpoint -> URL of a service running elsewhere
+    ingress: dict[str, int] = field(default_factory=dict)  # public endpoint -> its ingress port, kept for life
     created_on: datetime = field(default_factory=now)
     updated_on: datetime = field(default_factory=now)
     resumed_on: datetime | None = None
@@ -184,6 +185,10 @@ class Service:
     @property
     def document(self) -> dict:
         return as_spcs_reads(yaml.safe_load(self.spec))
+
+    @property
+    def public_endpoints(self) -> list[str]:
+        return [str(e["name"]) for e in self.document["spec"].get("endpoints") or [] if e.get("public")]
 
     @property
     def spec_digest(self) -> str:

@@ -39,6 +39,7 @@ from spcs_local.emulator.catalog.objects import (
 )
 from spcs_local.emulator.results import SnowflakeError, already_exists, does_not_exist, invalid
 from spcs_local.emulator.workload import BackendError, ContainerState
+from spcs_local.processes import free_port
 
 PENDING = "Waiting to start."
 
@@ -56,6 +57,7 @@ class Services:
                 raise already_exists(name.name)
             service = self.new_service(name, pool, spec, options, owner, is_job=False)
             service.resumed_on = now()
+            give_ingress(service)
             self.services[service.key] = service
             self.save()
         self.start_in_background(service)
@@ -308,6 +310,7 @@ class Services:
                 raise invalid(f"SQL compilation error:\n{name.name} can't be upgraded: it is a job, or runs elsewhere.")
         upgraded = dataclasses.replace(service, spec=spec, generation=new_generation(), failure=None)
         self.workload(upgraded)  # the spec and its images, checked before anything changes
+        give_ingress(upgraded)
         if not service.suspended:
             try:
                 with self.workload_lock(upgraded):
@@ -434,6 +437,11 @@ class Services:
             status = "RUNNING"  # a job whose containers all exited is recorded by run_job a moment later
         return ServiceView(service, status, states)
 
+    def ingress_endpoints(self) -> dict[int, tuple[str, str]]:
+        """Each public endpoint's ingress port, with the service and the endpoint it opens."""
+        return {port: (service.key, endpoint) for service in list(self.services.values())
+                if not (service.is_job or service.external) for endpoint, port in service.ingress.items()}  # fmt: skip
+
     def views(self) -> list[ServiceView]:
         return [self.view(service) for service in list(self.services.values())]
 
@@ -518,6 +526,16 @@ class Services:
             elif not service.is_job and not service.suspended and len(present) < service.instances:
                 service.failure = None
                 self.start_in_background(service, [i for i in range(service.instances) if i not in present])
+
+
+def give_ingress(service: Service) -> None:
+    """Each public endpoint's ingress port: chosen once, then kept across SUSPEND/RESUME, upgrades and restarts of
+    the local SPCS, as SPCS keeps an ingress_url; an endpoint an upgrade takes away loses its port."""
+    public = service.public_endpoints
+    service.ingress = {name: port for name, port in service.ingress.items() if name in public}
+    for name in public:
+        if name not in service.ingress:
+            service.ingress[name] = free_port()
 
 
 def check_instances(service: Service) -> None:

@@ -284,7 +284,6 @@ class ListingStatements:
         view = self.catalog.view(self.catalog.service(name))
         columns = [Column("name"), Column("port", "fixed"), Column("port_range"), Column("protocol"),
                    Column("is_public", "boolean"), Column("ingress_url")]  # fmt: skip
-        host_ports = {port: host for c in view.containers for port, host in c.ports.items()}
         rows = []
         for endpoint in view.service.document["spec"].get("endpoints") or []:
             port, public = endpoint.get("port"), bool(endpoint.get("public", False))
@@ -293,8 +292,8 @@ class ListingStatements:
                 port, public = int(url.rsplit(":", 1)[1]), True
             elif not public:
                 url = None
-            elif view.status == "RUNNING" and port in host_ports:
-                url = f"127.0.0.1:{host_ports[port]}"
+            elif endpoint["name"] in view.service.ingress:  # the local SPCS's ingress, which keeps its port
+                url = f"127.0.0.1:{view.service.ingress[endpoint['name']]}"
             else:
                 url = "Endpoints provisioning in progress... check back in a few minutes"
             rows.append([endpoint["name"], port, endpoint.get("portRange"), endpoint.get("protocol", "HTTP"), public,

@@ -1,0 +1,263 @@
+"""The public endpoints' ingress, as SPCS's: each public endpoint answers on its own port of 127.0.0.1, kept for
+the service's life, and only to a Snowflake login.
+
+- Programs send `Authorization: Snowflake Token="<token>"` with a session token of the local SPCS (what a
+  connector's login holds, as in the docs' example); a browser gets a login page (the local user and password)
+  and a cookie. `/sfc-endpoint/logout` ends that.
+- The request goes to a READY instance of the service with the client's `Sf-Context-*` headers removed and
+  `Sf-Context-Current-User` added (and, under `executeAsCaller`, `Sf-Context-Current-User-Token`); the token
+  and the ingress cookie stay behind.
+- The endpoint's `corsSettings` apply: an allowed origin gets its Access-Control headers, any other none.
+- Bounded as SPCS's ingress: 90 s idle, a request body of at most 32 MiB, headers of at most 64 KiB.
+
+One thread runs an event loop with a uvicorn server for each endpoint and one httpx client; another looks at
+the catalog each second for endpoints to open or close. It knows no SQL and no Docker: the catalog says where
+an endpoint's READY instances answer.
+"""
+
+import asyncio
+import concurrent.futures
+import contextlib
+import html
+import logging
+import secrets
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+import httpx
+import uvicorn
+
+from spcs_local.emulator.catalog import Catalog, Service
+from spcs_local.emulator.guard import HEADER_BYTES, Doors, Refused, Sessions, body_chunks, header, read_body
+from spcs_local.emulator.results import SnowflakeError
+
+logger = logging.getLogger(__name__)
+
+LOGIN, LOGOUT = "/sfc-endpoint/login", "/sfc-endpoint/logout"
+COOKIE = "sfc-local-ingress"
+IDLE_SECONDS = 90
+BODY_BYTES = 32 * 2**20
+LOGIN_FORM_BYTES = 8 * 2**10
+HOP_BY_HOP = {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te", b"trailer",
+              b"transfer-encoding", b"upgrade", b"host"}  # fmt: skip
+LOGIN_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Sign in to Snowflake</title></head>
+<body><h1>Sign in to Snowflake</h1><p>The local SPCS's user and password open {service}'s endpoint.</p>
+<form method="post" action="{login}"><input type="hidden" name="next" value="{next}">
+<label>User <input name="user" autocomplete="username"></label>
+<label>Password <input name="password" type="password" autocomplete="current-password"></label>
+<button type="submit">Sign in</button></form>{problem}</body></html>"""
+
+
+class Ingress:
+    def __init__(
+        self, catalog: Catalog, user_of: Callable[[str], str | None], password_ok: Callable[[str, str], bool]
+    ) -> None:
+        self.catalog, self.user_of, self.password_ok = catalog, user_of, password_ok
+        self.browsers: Sessions[str] = Sessions(lambda cookie, user: None)  # cookie -> user
+        self.loop = asyncio.new_event_loop()
+        self.servers: dict[int, uvicorn.Server] = {}
+        self.serving: dict[int, concurrent.futures.Future] = {}
+        self.stopping = threading.Event()
+        self.client: httpx.AsyncClient | None = None
+        self.threads = [threading.Thread(target=self.loop.run_forever, name="ingress", daemon=True),
+                        threading.Thread(target=self.watch, name="ingress-endpoints", daemon=True)]  # fmt: skip
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def close(self) -> None:
+        """Stop every endpoint's server (each within moments: uvicorn looks every tenth of a second), then the loop."""
+        self.stopping.set()
+        self.threads[1].join(5)
+        for server in self.servers.values():
+            server.should_exit = True
+        for serving in self.serving.values():
+            with contextlib.suppress(Exception):  # one that failed has nothing left to stop
+                serving.result(timeout=5)
+        if self.client is not None:
+            asyncio.run_coroutine_threadsafe(self.client.aclose(), self.loop).result(timeout=5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.threads[0].join(5)
+
+    # --- which endpoints are open --------------------------------------------------------------
+
+    def watch(self) -> None:
+        """Open each public endpoint's port, close those of endpoints gone, once a second."""
+        while not self.stopping.is_set():
+            wanted = self.catalog.ingress_endpoints()
+            for port in [port for port in self.servers if port not in wanted]:
+                self.servers.pop(port).should_exit = True
+                self.serving.pop(port)
+            for port, (key, endpoint) in wanted.items():
+                if port not in self.servers:
+                    self.open(port, key, endpoint)
+            self.stopping.wait(1.0)
+
+    def open(self, port: int, key: str, endpoint: str) -> None:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as error:  # taken by another program: tried again each second
+            sock.close()
+            logger.warning("the ingress of %s %s can't listen on 127.0.0.1:%d: %s", key, endpoint, port, error)
+            return
+
+        async def app(scope: dict, receive: Any, send: Any) -> None:
+            await self.answer(scope, receive, send, key, endpoint)
+
+        config = uvicorn.Config(app, http="h11", h11_max_incomplete_event_size=HEADER_BYTES, lifespan="off",
+                                ws="none", log_level="error", timeout_keep_alive=IDLE_SECONDS)  # fmt: skip
+        server = uvicorn.Server(config)
+        self.servers[port] = server
+        self.serving[port] = asyncio.run_coroutine_threadsafe(server.serve(sockets=[sock]), self.loop)
+
+    # --- one request ----------------------------------------------------------------------------
+
+    async def answer(self, scope: dict, receive: Any, send: Any, key: str, endpoint: str) -> None:
+        try:
+            Doors().check(scope)
+            service = self.catalog.services.get(key)
+            if service is None or endpoint not in service.ingress:
+                raise Refused(404, "This endpoint's service is gone.")
+            cors = cors_headers(service, endpoint, header(scope, b"origin"))
+            if scope["method"] == "OPTIONS" and header(scope, b"access-control-request-method"):
+                await respond(send, 204 if cors else 403, b"", cors)  # a preflight: no login, as browsers send
+                return
+            if scope["path"] == LOGIN:
+                await self.login(scope, receive, send, service)
+                return
+            if scope["path"] == LOGOUT:
+                self.browsers.end(cookie_of(scope))
+                await respond(send, 303, b"", [(b"location", LOGIN.encode()), (b"set-cookie", expired_cookie())])
+                return
+            user, token = self.caller(scope)
+            if user is None:
+                await self.refuse(scope, send)
+                return
+            urls = await asyncio.to_thread(self.catalog.endpoint_urls, service, endpoint)
+            caller = [(b"sf-context-current-user", user.encode())]
+            if token and executes_as_caller(service):
+                caller.append((b"sf-context-current-user-token", token.encode()))
+            await self.forward(scope, receive, send, urls[secrets.randbelow(len(urls))], caller, cors)
+        except Refused as refused:
+            await respond(send, refused.status, f"{refused}\n".encode(), [(b"content-type", b"text/plain")])
+        except SnowflakeError as error:  # not READY, suspended without AUTO_RESUME, ...
+            await respond(send, 503, f"{error.message}\n".encode(), [(b"content-type", b"text/plain")])
+
+    def caller(self, scope: dict) -> tuple[str | None, str | None]:
+        """Who sends the request: a session token's user, or a browser's login; (None, None) when nobody."""
+        authorization = header(scope, b"authorization")
+        if authorization.startswith('Snowflake Token="') and authorization.endswith('"'):
+            token = authorization[len('Snowflake Token="') : -1]
+            return self.user_of(token), token
+        return self.browsers.get(cookie_of(scope)), None
+
+    async def refuse(self, scope: dict, send: Any) -> None:
+        """A browser goes to the login page; a program gets 401."""
+        if "text/html" in header(scope, b"accept"):
+            target = scope["path"] + (f"?{scope['query_string'].decode()}" if scope.get("query_string") else "")
+            await respond(send, 302, b"", [(b"location", f"{LOGIN}?next={quote(target)}".encode())])
+        else:
+            message = b'Snowflake authentication is required: send Authorization: Snowflake Token="<token>".\n'
+            await respond(send, 401, message, [(b"content-type", b"text/plain")])
+
+    async def login(self, scope: dict, receive: Any, send: Any, service: Service) -> None:
+        """The login page; its form, posted, opens a browser session and goes on to where the browser was going."""
+        form = {k: v[0] for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}
+        problem = ""
+        if scope["method"] == "POST":
+            form |= {k: v[0] for k, v in parse_qs((await read_body(scope, receive, LOGIN_FORM_BYTES)).decode()).items()}
+            if self.password_ok(form.get("user", ""), form.get("password", "")):
+                cookie = secrets.token_urlsafe(32)
+                self.browsers.add(cookie, form["user"].upper())
+                target = form.get("next", "/")
+                target = target if target.startswith("/") and not target.startswith("//") else "/"
+                set_cookie = f"{COOKIE}={cookie}; Path=/; HttpOnly; SameSite=Lax".encode()
+                await respond(send, 303, b"", [(b"location", target.encode()), (b"set-cookie", set_cookie)])
+                return
+            problem = "<p>Incorrect username or password was specified.</p>"
+        page = LOGIN_PAGE.format(service=html.escape(service.name), login=LOGIN, problem=problem,
+                                 next=html.escape(form.get("next", "/")))  # fmt: skip
+        await respond(send, 200, page.encode(), [(b"content-type", b"text/html; charset=utf-8")])
+
+    async def forward(
+        self, scope: dict, receive: Any, send: Any, base: str, caller: list[tuple[bytes, bytes]],
+        cors: list[tuple[bytes, bytes]],
+    ) -> None:  # fmt: skip
+        """The request to the instance, streamed both ways; the client's Sf-Context-* headers, its token and the
+        ingress cookie stay behind."""
+        if self.client is None:
+            timeout = httpx.Timeout(IDLE_SECONDS, connect=10.0)
+            self.client = httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False)
+        headers = [(name, value) for name, value in scope["headers"] if sent_on(name)]
+        cookies = without_ours(header(scope, b"cookie"))
+        headers += ([(b"cookie", cookies.encode("latin-1"))] if cookies else []) + caller
+        url = base + quote(scope["path"]) + (f"?{scope['query_string'].decode()}" if scope.get("query_string") else "")
+        request = self.client.build_request(scope["method"], url, headers=headers,
+                                            content=body_chunks(scope, receive, BODY_BYTES))  # fmt: skip
+        try:
+            reply = await self.client.send(request, stream=True)
+        except httpx.HTTPError as error:
+            raise Refused(502, f"The service did not answer: {type(error).__name__}.") from None
+        try:
+            kept = [(n, v) for n, v in reply.headers.raw if n.lower() not in HOP_BY_HOP]
+            await send({"type": "http.response.start", "status": reply.status_code, "headers": kept + cors})
+            async for chunk in reply.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            await reply.aclose()
+
+
+def cors_headers(service: Service, endpoint: str, origin: str) -> list[tuple[bytes, bytes]]:
+    """The endpoint's corsSettings for this origin: its Access-Control headers when the origin is allowed."""
+    found = next((e for e in service.document["spec"].get("endpoints") or [] if e.get("name") == endpoint), {})
+    settings = found.get("corsSettings") or {}
+    allowed = [str(o).rstrip("/") for o in settings.get("Access-Control-Allow-Origin") or []]
+    if not origin or origin.rstrip("/") not in allowed:
+        return []
+    headers = [(b"access-control-allow-origin", origin.encode()), (b"vary", b"Origin")]
+    for name in ("Access-Control-Allow-Methods", "Access-Control-Allow-Headers", "Access-Control-Expose-Headers"):
+        if settings.get(name):
+            headers.append((name.lower().encode(), ", ".join(map(str, settings[name])).encode()))
+    return headers
+
+
+def executes_as_caller(service: Service) -> bool:
+    context = ((service.document.get("capabilities") or {}).get("securityContext")) or {}
+    return context.get("executeAsCaller") is True
+
+
+def sent_on(name: bytes) -> bool:
+    lowered = name.lower()
+    return not (lowered in HOP_BY_HOP or lowered.startswith(b"sf-context-")
+                or lowered in (b"authorization", b"cookie"))  # fmt: skip
+
+
+def cookie_of(scope: dict) -> str:
+    for part in header(scope, b"cookie").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == COOKIE:
+            return value
+    return ""
+
+
+def without_ours(cookies: str) -> str:
+    return "; ".join(
+        part.strip() for part in cookies.split(";") if part.strip() and not part.strip().startswith(f"{COOKIE}=")
+    )
+
+
+def expired_cookie() -> bytes:
+    return f"{COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax".encode()
+
+
+async def respond(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    length = [(b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers + length})
+    await send({"type": "http.response.body", "body": body})
