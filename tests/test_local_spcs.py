@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +24,9 @@ from pathlib import Path
 
 import docker
 import pytest
+import snowflake.connector
 
+from spcs_local.emulator import client_env, connection_params
 from spcs_local.processes import free_port
 
 from .conftest import BASE_IMAGE, ROOT, without_snowflake_env
@@ -104,6 +107,11 @@ class Local:
 
     def pids(self) -> list[int]:
         return [int(pid.read_text().split()[0]) for pid in (self.directory / "run").glob("*.pid")]
+
+    @property
+    def port(self) -> int:
+        """The emulator's port on 127.0.0.1."""
+        return int(next(v for v in self.variables if v.startswith("EMULATOR_PORT=")).split("=")[1])
 
     @property
     def label(self) -> str:
@@ -207,8 +215,57 @@ def test_status_logs_and_the_public_endpoint(local: Local) -> None:
     assert "Job finished" in looked.stdout and "Bob said Hello" in looked.stdout
     url = next(line.split(": ", 1)[1] for line in looked.stdout.splitlines() if line.startswith("echoendpoint: "))
     assert url.startswith("http://127.0.0.1:") and url.endswith("/ui")
-    with urllib.request.urlopen(url, timeout=10) as page:  # the tutorial's web form, from the browser's side
-        assert 'name="input"' in page.read().decode()
+    with pytest.raises(urllib.error.HTTPError) as refused:  # SPCS's ingress wants a Snowflake login
+        urllib.request.urlopen(url, timeout=10)
+    with snowflake.connector.connect(**connection_params(client_env(local.port))) as connection:
+        signed = urllib.request.Request(url, headers={"Authorization": f'Snowflake Token="{connection.rest.token}"'})
+        with urllib.request.urlopen(signed, timeout=10) as page:  # the tutorial's web form
+            assert 'name="input"' in page.read().decode()
+    assert refused.value.code == 401
+
+
+def test_a_browser_logs_in_at_the_ingress_url_and_uses_the_tutorials_form(local: Local) -> None:
+    """Headless Chromium (Debian's, driven by Selenium through Debian's chromedriver) at the Echo service's
+    ingress_url: the login page, then the tutorial's /ui form, then Bob's answer."""
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        reason = "Debian's chromium and chromium-driver are not installed (.ci/run installs them)"
+        if os.getenv("SPCS_REQUIRE_DOCKER") == "1":  # CI: the container tier runs whole
+            pytest.fail(reason)
+        pytest.skip(reason)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    [endpoint] = json.loads(local.snow("spcs", "service", "list-endpoints", "echo_service", "--format", "json").stdout)
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or ""
+    # Headless, and nothing from the network but the page: no updates, sync, metrics or safe-browsing lookups.
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-default-apps",
+        "--disable-domain-reliability",
+        "--safebrowsing-disable-auto-update",
+    ):
+        options.add_argument(argument)
+    browser = webdriver.Chrome(service=Service(shutil.which("chromedriver") or ""), options=options)
+    try:
+        browser.set_page_load_timeout(30)
+        browser.get(f"http://{endpoint['ingress_url']}/ui")
+        assert browser.current_url.split("?")[0].endswith("/sfc-endpoint/login")
+        browser.find_element(By.NAME, "user").send_keys("tutorial_user")
+        browser.find_element(By.NAME, "password").send_keys("tutorial_password")
+        browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        browser.find_element(By.ID, "input").send_keys("Hello from a browser\n")  # the form posts on Enter
+        assert "Bob said Hello from a browser" in browser.find_element(By.TAG_NAME, "body").text
+    finally:
+        browser.quit()
 
 
 def test_a_failing_job_fails_the_deploy_target_after_printing_its_logs(local: Local, docker_client) -> None:
