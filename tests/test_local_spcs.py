@@ -651,14 +651,27 @@ def test_a_block_volume_survives_an_upgrade(local: Local) -> None:
         local.snow("sql", "-q", "DROP SERVICE IF EXISTS keeper")
 
 
-def test_after_a_restart_the_service_comes_back(local: Local) -> None:
+def test_after_a_restart_the_service_comes_back_at_the_same_ingress_url(local: Local) -> None:
+    before = local.snow("spcs", "service", "list-endpoints", "echo_service", "--format", "json")
     restarted = local.make("local-down", "local-up")
     assert restarted.returncode == 0, restarted.stderr
 
     waited = local.snow("sql", "-q", "SELECT SYSTEM$WAIT_FOR_SERVICES(120, 'echo_service')")
+    after = local.snow("spcs", "service", "list-endpoints", "echo_service", "--format", "json")
 
     assert waited.returncode == 0, waited.stdout + waited.stderr
     assert "| OK " in waited.stdout
+    [url] = {endpoint["ingress_url"] for endpoint in json.loads(before.stdout) + json.loads(after.stdout)}
+    deadline = time.monotonic() + 10
+    while True:  # the ingress opens it again within a second of the start
+        try:
+            urllib.request.urlopen(f"http://{url}/ui", timeout=5)
+        except urllib.error.HTTPError as refused:
+            assert refused.code == 401  # answered, by the ingress: a login is needed
+            break
+        except OSError:
+            assert time.monotonic() < deadline, f"nothing answers at {url} after the restart"
+            time.sleep(0.1)
 
 
 def test_teardown_and_local_down_leave_nothing_running(local: Local, docker_client: docker.DockerClient) -> None:
