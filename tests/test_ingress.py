@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from spcs_local.emulator.ingress import LOGIN, LOGOUT, Ingress
+from spcs_local.emulator.ingress import LOGIN, LOGOUT, URL_SECONDS, Ingress
+from spcs_local.processes import free_port
 
 from .fakes import FakeBackend, LocalSPCS
 
@@ -173,3 +174,13 @@ def test_under_execute_as_caller_the_service_gets_the_callers_token(ingress) -> 
     got = requests.get(f"{url}/echo", headers={"Authorization": f'Snowflake Token="{TOKEN}"'}, timeout=5).json()
 
     assert got["headers"]["sf-context-current-user-token"] == TOKEN
+
+
+def test_an_instance_that_does_not_answer_is_a_502_never_a_500(ingress) -> None:
+    spcs, url = ingress
+    spcs.backend.ports = {8000: free_port()}  # the instance went: nothing listens where it answered
+    time.sleep(URL_SECONDS + 0.1)  # the ingress looks its instances up again
+
+    answer = requests.get(f"{url}/echo", headers={"Authorization": f'Snowflake Token="{TOKEN}"'}, timeout=5)
+
+    assert answer.status_code == 502 and "did not answer" in answer.text

@@ -23,6 +23,7 @@ import logging
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -39,6 +40,7 @@ logger = logging.getLogger(__name__)
 LOGIN, LOGOUT = "/sfc-endpoint/login", "/sfc-endpoint/logout"
 COOKIE = "sfc-local-ingress"
 IDLE_SECONDS = 90
+URL_SECONDS = 2.0  # how long a lookup of an endpoint's READY instances holds
 BODY_BYTES = 32 * 2**20
 LOGIN_FORM_BYTES = 8 * 2**10
 HOP_BY_HOP = {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te", b"trailer",
@@ -49,6 +51,14 @@ LOGIN_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Sign in 
 <label>User <input name="user" autocomplete="username"></label>
 <label>Password <input name="password" type="password" autocomplete="current-password"></label>
 <button type="submit">Sign in</button></form>{problem}</body></html>"""
+
+
+class ResponseStarted(Exception):
+    """The service's answer broke off after its start was sent on."""
+
+
+class Unreachable(Exception):
+    """The instance refused the connection: nothing of the request was sent."""
 
 
 class Ingress:
@@ -62,6 +72,7 @@ class Ingress:
         self.serving: dict[int, concurrent.futures.Future] = {}
         self.stopping = threading.Event()
         self.client: httpx.AsyncClient | None = None
+        self.urls: dict[tuple[str, str], tuple[float, list[str]]] = {}  # (service, endpoint) -> until when, URLs
         self.threads = [threading.Thread(target=self.loop.run_forever, name="ingress", daemon=True),
                         threading.Thread(target=self.watch, name="ingress-endpoints", daemon=True)]  # fmt: skip
 
@@ -139,15 +150,38 @@ class Ingress:
             if user is None:
                 await self.refuse(scope, send)
                 return
-            urls = await asyncio.to_thread(self.catalog.endpoint_urls, service, endpoint)
+            urls = await self.instances(service, endpoint)
             caller = [(b"sf-context-current-user", user.encode())]
             if token and executes_as_caller(service):
                 caller.append((b"sf-context-current-user-token", token.encode()))
-            await self.forward(scope, receive, send, urls[secrets.randbelow(len(urls))], caller, cors)
+            try:
+                await self.forward(scope, receive, send, urls[secrets.randbelow(len(urls))], caller, cors)
+            except Unreachable:  # that instance went (an upgrade, a scale-down): once more, on one READY now
+                self.urls.pop((service.key, endpoint), None)
+                urls = await self.instances(service, endpoint)
+                await self.forward(scope, receive, send, urls[secrets.randbelow(len(urls))], caller, cors)
+        except Unreachable:
+            await respond(send, 502, b"The service's instance did not answer.\n", [(b"content-type", b"text/plain")])
         except Refused as refused:
             await respond(send, refused.status, f"{refused}\n".encode(), [(b"content-type", b"text/plain")])
         except SnowflakeError as error:  # not READY, suspended without AUTO_RESUME, ...
             await respond(send, 503, f"{error.message}\n".encode(), [(b"content-type", b"text/plain")])
+        except ResponseStarted:  # the service's answer broke off: nothing more can be said to the client
+            pass
+        except Exception as error:  # our bug: one line for the client, the traceback in the log, never a 500
+            logger.exception("the ingress of %s %s failed", key, endpoint)
+            message = f"The local SPCS's ingress failed: {type(error).__name__}.\n".encode()
+            await respond(send, 502, message, [(b"content-type", b"text/plain")])
+
+    async def instances(self, service: Service, endpoint: str) -> list[str]:
+        """Where the endpoint's READY instances answer, looked up at most every URL_SECONDS: a lookup asks
+        Docker, a request should not."""
+        cached = self.urls.get((service.key, endpoint))
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        urls = await asyncio.to_thread(self.catalog.endpoint_urls, service, endpoint)
+        self.urls[(service.key, endpoint)] = (time.monotonic() + URL_SECONDS, urls)
+        return urls
 
     def caller(self, scope: dict) -> tuple[str | None, str | None]:
         """Who sends the request: a session token's user, or a browser's login; (None, None) when nobody."""
@@ -202,13 +236,18 @@ class Ingress:
                                             content=body_chunks(scope, receive, BODY_BYTES))  # fmt: skip
         try:
             reply = await self.client.send(request, stream=True)
+        except httpx.ConnectError:  # nothing of the request went: it can go to another instance
+            raise Unreachable from None
         except httpx.HTTPError as error:
             raise Refused(502, f"The service did not answer: {type(error).__name__}.") from None
         try:
             kept = [(n, v) for n, v in reply.headers.raw if n.lower() not in HOP_BY_HOP]
             await send({"type": "http.response.start", "status": reply.status_code, "headers": kept + cors})
-            async for chunk in reply.aiter_raw():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            try:
+                async for chunk in reply.aiter_raw():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except httpx.HTTPError:
+                raise ResponseStarted from None
             await send({"type": "http.response.body", "body": b""})
         finally:
             await reply.aclose()
