@@ -483,8 +483,9 @@ def test_containers_instances_and_endpoints(spcs: LocalSPCS) -> None:
     [instance] = spcs.rows("show service instances in service echo_service")
     assert (instance["status"], instance["service_status"]) == ("READY", "RUNNING")
     [endpoint] = spcs.rows("show endpoints in service echo_service")
+    ingress = spcs.catalog.services["TUTORIAL_DB.DATA_SCHEMA.ECHO_SERVICE"].ingress["echoendpoint"]
     assert endpoint == {"name": "echoendpoint", "port": 8000, "port_range": None, "protocol": "HTTP",
-                        "is_public": True, "ingress_url": "127.0.0.1:48000"}  # fmt: skip
+                        "is_public": True, "ingress_url": f"127.0.0.1:{ingress}"}  # fmt: skip
 
 
 def test_logs_of_a_service(spcs: LocalSPCS) -> None:
