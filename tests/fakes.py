@@ -71,7 +71,10 @@ class FakeBackend:
         (cancelled or threading.Event()).wait(self.job_seconds)
         return self.states(key) or []
 
-    def logs(self, key: str, container: str, lines: int, since: datetime | None = None, previous: bool = False) -> str:
+    def logs(
+        self, key: str, container: str, lines: int, since: datetime | None = None, previous: bool = False,
+        stderr_only: bool = False,
+    ) -> str:  # fmt: skip
         run = "previous" if previous else "line"
         stamped = [(datetime(2026, 1, 1, 0, 0, n, tzinfo=UTC), f"{key} {container} {run} {n}") for n in range(3)]
         kept = [f"{at.isoformat().replace('+00:00', '.000000000Z')} {text}" for at, text in stamped

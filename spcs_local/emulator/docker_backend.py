@@ -403,7 +403,10 @@ class DockerBackend:
             with contextlib.suppress(docker.errors.DockerException):
                 guard.kill()
 
-    def logs(self, key: str, container: str, lines: int, since: datetime | None = None, previous: bool = False) -> str:
+    def logs(
+        self, key: str, container: str, lines: int, since: datetime | None = None, previous: bool = False,
+        stderr_only: bool = False,
+    ) -> str:  # fmt: skip
         for found in self.containers(key):
             if found.labels.get(NAME) == container:
                 window = {"since": since.timestamp()} if since else {}
@@ -416,7 +419,8 @@ class DockerBackend:
                     if began and (since is None or began > since):
                         window["since"] = began.timestamp()
                 with contextlib.suppress(docker.errors.NotFound):
-                    return found.logs(tail=lines, timestamps=True, **window).decode(errors="replace")
+                    streams = {"stdout": not stderr_only, "stderr": True}
+                    return found.logs(tail=lines, timestamps=True, **streams, **window).decode(errors="replace")
         return ""
 
     def keys(self) -> set[str]:

@@ -23,7 +23,7 @@ import json
 import re
 import shutil
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import astuple
 from pathlib import Path
 from typing import Any
@@ -406,6 +406,20 @@ def stage_folder(*parts: str) -> Path:
     if not all(map(folder_name, parts)):
         raise SnowflakeError(f"The local Snowflake emulator keeps stages as folders: {'.'.join(parts)!r} can't be one.")
     return folder
+
+
+@contextlib.contextmanager
+def shared_connection() -> Iterator[Any]:
+    """A cursor of fakesnow's shared instance outside any client's session: Snowflake SQL, fakesnow's transforms."""
+    import fakesnow.server
+
+    connection = fakesnow.server.shared_fs.connect()
+    cursor = connection.cursor()
+    try:
+        yield cursor
+    finally:
+        cursor.close()
+        connection.close()
 
 
 def run_global(sql: str, values: Iterable[Any] = ()) -> list[tuple]:

@@ -31,7 +31,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import anyio.to_thread
 
-from spcs_local.emulator import ACCOUNT, PASSWORD, ROLE, USER, fakesnow_fixes
+from spcs_local.emulator import ACCOUNT, PASSWORD, ROLE, USER, event_table, fakesnow_fixes
 from spcs_local.emulator.guard import (
     LOGIN_BODY_BYTES,
     QUERY_BODY_BYTES,
@@ -299,6 +299,8 @@ class Front:
         for_fakesnow, calls = self.statements.service_function_calls(sql, context, query_id)
         values = {"warehouse": session.warehouse, "role": session.role, "database": context.database,
                   "schema": context.schema, "user": session.user.upper()}  # fmt: skip
+        if event_table.reads(for_fakesnow, str(self.statements.catalog.event_table)):
+            for_fakesnow = event_table.readable(for_fakesnow)
         body["sqlText"] = fakesnow_fixes.rewrite(for_fakesnow, values)
         self.caller.open(CallContext(query_id, session.user, session.role, context.database, context.schema,
                                      session.warehouse, ACCOUNT), calls)  # fmt: skip

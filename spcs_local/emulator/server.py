@@ -22,7 +22,7 @@ from typing import Any
 
 import uvicorn
 
-from spcs_local.emulator import ACCOUNT, DATABASE, SCHEMA, fakesnow_fixes, tls
+from spcs_local.emulator import ACCOUNT, DATABASE, SCHEMA, event_table, fakesnow_fixes, tls
 from spcs_local.emulator.catalog import Catalog, ObjectName, Settings
 from spcs_local.emulator.docker_backend import DockerBackend
 from spcs_local.emulator.front import Front, password_ok
@@ -63,6 +63,8 @@ def serve(
     plain_sockets = [listen(host, port)]
     stages = fakesnow_fixes.Storage()
     catalog.stage_folder = stages.folder  # what stage volumes mount
+    catalog.create_event_table, catalog.record = event_table.create, event_table.write
+    event_table.create(catalog.event_table)  # the account's, as Snowflake has it
     with front_of(app, catalog, stages, poll_seconds, doors) as front:
         # h11, whose headers are bounded (httptools' are not); errors only: a stranger's malformed request must
         # not grow the log.
@@ -75,7 +77,7 @@ def serve(
             servers[0].others = servers[1:]
         catalog.reconcile()
         idle = threading.Event()
-        threading.Thread(target=catalog.watch_idle, args=(idle,), name="auto-suspend", daemon=True).start()
+        threading.Thread(target=catalog.watch, args=(idle,), name="auto-suspend-and-events", daemon=True).start()
         ingress = Ingress(catalog, front.user_of, password_ok)
         ingress.start()
         sockets = [plain_sockets, [listen(gateway, port)] if gateway and tls_files else []]

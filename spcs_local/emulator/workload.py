@@ -99,9 +99,12 @@ class Backend(Protocol):
         """Block until every container of a job has exited, or until `cancelled` is set."""
         ...
 
-    def logs(self, key: str, container: str, lines: int, since: datetime | None = None, previous: bool = False) -> str:
+    def logs(
+        self, key: str, container: str, lines: int, since: datetime | None = None, previous: bool = False,
+        stderr_only: bool = False,
+    ) -> str:  # fmt: skip
         """The container's last `lines` lines (after `since`), each after its RFC 3339 timestamp and a space; with
-        `previous`, of the run before its last restart."""
+        `previous`, of the run before its last restart; with `stderr_only`, what it wrote to stderr."""
         ...
 
     def set_egress(self, key: str, egress: tuple[str, ...]) -> None:

@@ -16,6 +16,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import astuple
+from datetime import datetime
 from pathlib import Path
 
 from spcs_local.emulator.access import Access
@@ -28,6 +29,7 @@ from spcs_local.emulator.catalog.objects import (
     ImageRepository,
     ImageStore,
     ObjectName,
+    Record,
     Service,
     ServiceFunction,
     ServiceView,
@@ -43,6 +45,7 @@ from spcs_local.emulator.catalog.objects import (
 )
 from spcs_local.emulator.catalog.pools import PoolsAndRepositories
 from spcs_local.emulator.catalog.services import Services
+from spcs_local.emulator.catalog.telemetry import Telemetry
 from spcs_local.emulator.catalog.workloads import Workloads
 from spcs_local.emulator.results import already_exists, invalid, unsupported
 from spcs_local.emulator.secret_store import SecretStore
@@ -61,7 +64,7 @@ __all__ = [
 ]
 
 
-class Catalog(Builds, PoolsAndRepositories, Services, Workloads):
+class Catalog(Builds, PoolsAndRepositories, Services, Telemetry, Workloads):
     def __init__(self, path: Path, backend: Backend | None, images: ImageStore | None, settings: Settings) -> None:
         self.path, self.backend, self.image_store, self.settings = path, backend, images, settings
         self.lock = threading.RLock()
@@ -71,9 +74,14 @@ class Catalog(Builds, PoolsAndRepositories, Services, Workloads):
         self.functions: dict[str, ServiceFunction] = {}
         self.on_functions_changed: Callable[[], None] = lambda: None
         self.stage_folder: Callable[[ObjectName], Path] = no_stages  # a stage's folder on the host, to mount
+        self.create_event_table: Callable[[ObjectName, bool], None] = no_event_tables  # in the SQL engine
         self.tokens: dict[str, str] = {}  # workload key -> the OAuth token its containers log in with
         self.workload_locks: dict[str, threading.Lock] = {}
         self.used: dict[str, float] = {}  # service key -> when a call last reached it (time.monotonic())
+        self.account: dict[str, str] = {}  # the account's parameters the local SPCS keeps (EVENT_TABLE)
+        self.record: Callable[[ObjectName, list[Record]], None] = lambda table, records: None  # to the event table
+        self.seen: dict[tuple[str, int, str], tuple[str, str]] = {}  # container -> its last status and message
+        self.exported: dict[tuple[str, int, str], datetime] = {}  # container -> its last line in the event table
         self.secrets = SecretStore(path.parent / "secrets.json")  # apart from the catalog's file: mode 0600
         self.access = Access(path.parent / "access.json")
         self.access.on_changed = self.refresh_egress
@@ -85,6 +93,7 @@ class Catalog(Builds, PoolsAndRepositories, Services, Workloads):
         if not self.path.exists():
             return
         saved = json.loads(self.path.read_text())
+        self.account = saved.get("account", {})
         for kind, cls in OBJECT_TYPES.items():
             table = getattr(self, kind)
             for record in saved.get(kind, []):
@@ -106,6 +115,7 @@ class Catalog(Builds, PoolsAndRepositories, Services, Workloads):
         state = {kind: [encode(o) for o in getattr(self, kind).values() if not getattr(o, "external", None)]
                  for kind in OBJECT_TYPES}  # fmt: skip
         state["functions"] = [encode(function) for function in self.functions.values()]
+        state["account"] = self.account
         write(self.path, json.dumps(state, indent=1).encode())
 
     # --- the containers' tokens ----------------------------------------------------------------
@@ -198,3 +208,7 @@ class Catalog(Builds, PoolsAndRepositories, Services, Workloads):
 
 def no_stages(stage: ObjectName) -> Path:
     raise invalid(f"Stage volumes need the local SPCS's stages, which this catalog runs without (@{stage.name}).")
+
+
+def no_event_tables(name: ObjectName, if_not_exists: bool) -> None:
+    raise invalid(f"This catalog runs without the SQL engine, which keeps event tables ({name.name}).")

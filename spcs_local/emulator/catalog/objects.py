@@ -226,6 +226,26 @@ class ServiceFunction:
         return f"{self.name}({', '.join(kind for _, kind in self.arguments)})"
 
 
+@dataclass(frozen=True)
+class Record:
+    """A row for the account's event table: a line a container logged, or a platform event of one."""
+
+    at: datetime
+    database: str
+    schema: str
+    service: str
+    compute_pool: str
+    instance: int
+    container: str
+    kind: str  # LOG or EVENT
+    value: Any  # a log's line; an event's details
+    severity: str = "INFO"
+    name: str | None = None  # an event's name, such as CONTAINER.STATUS_CHANGE
+
+
+DEFAULT_EVENT_TABLE = "SNOWFLAKE.TELEMETRY.EVENTS"  # the account's, as Snowflake makes it
+
+
 @dataclass
 class ServiceView:
     """A service with its live status, as SHOW and DESCRIBE show it."""

@@ -42,6 +42,7 @@ from spcs_local.emulator.workload import BackendError, ContainerState
 from spcs_local.processes import free_port
 
 PENDING = "Waiting to start."
+OBSERVE_SECONDS = 5  # how often the event table gets what changed
 
 
 class Services:
@@ -207,10 +208,12 @@ class Services:
         """Keep how a job ended (DONE when every replica succeeded), and its logs, beyond its containers' life."""
         logs_dir = self.job_logs_dir(job)
         logs_dir.mkdir(parents=True, exist_ok=True)
+        logs = {}
         for state in states:
             key = job.instance_key(state.instance)
             text = self.backend.logs(key, state.name, LOGS_TAIL_DEFAULT) if self.backend else ""
             (logs_dir / kept_log(state.instance, state.name)).write_text(text)
+            logs[(state.instance, state.name)] = text
         outcome = Outcome(
             "DONE" if all(state.status == "DONE" for state in states) else "FAILED",
             [encode(state) for state in states],
@@ -219,6 +222,7 @@ class Services:
             job.outcome, job.updated_on = outcome, now()
             if job.key in self.services:
                 self.save()
+        self.export_kept(job, logs)
         return outcome
 
     @staticmethod
@@ -362,10 +366,15 @@ class Services:
 
     # --- auto-suspend and auto-resume -----------------------------------------------------------
 
-    def watch_idle(self, stop: threading.Event) -> None:
-        """Suspend idle services, every second, until `stop` is set."""
+    def watch(self, stop: threading.Event) -> None:
+        """Until `stop` is set: suspend idle services each second, and record what changed every OBSERVE_SECONDS."""
+        ticks = 0
         while not stop.wait(1.0):
             self.suspend_idle()
+            ticks += 1
+            if ticks % OBSERVE_SECONDS == 0:
+                with contextlib.suppress(BackendError, SnowflakeError):  # the next look tells
+                    self.observe()
 
     def suspend_idle(self, at: float | None = None) -> None:
         """A service with AUTO_SUSPEND_SECS that no service function has called for that long is suspended, as

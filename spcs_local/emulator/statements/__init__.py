@@ -22,6 +22,7 @@ from spcs_local.emulator.statements.builds import BuildRequests
 from spcs_local.emulator.statements.listings import ListingStatements
 from spcs_local.emulator.statements.parser import NOOP, Context, Parser, Run, Storage, resolve, statement_count, tokens
 from spcs_local.emulator.statements.system import SystemFunctions
+from spcs_local.emulator.statements.telemetry import TelemetryStatements
 
 __all__ = ["Context", "Run", "Statements", "Storage", "statement_count"]
 
@@ -32,7 +33,7 @@ ENGINE_STATEMENTS = {"ATTACH", "DETACH", "INSTALL", "LOAD", "PRAGMA", "EXPORT", 
                      "VACUUM", "RESET"}  # fmt: skip
 
 
-class Statements(AccessStatements, BuildRequests, ListingStatements, SystemFunctions):
+class Statements(AccessStatements, BuildRequests, ListingStatements, SystemFunctions, TelemetryStatements):
     def __init__(self, catalog: Catalog, stages: Storage) -> None:
         self.catalog, self.stages = catalog, stages
         # By the statement's first word; each parser returns None for a statement fakesnow runs.
@@ -167,6 +168,8 @@ class Statements(AccessStatements, BuildRequests, ListingStatements, SystemFunct
             )
         if parser.accept("SERVICE"):
             return self.create_service(parser, or_replace)
+        if parser.accept("EVENT", "TABLE"):
+            return self.parse_create_event_table(parser, or_replace)
         create = None
         if parser.accept("NETWORK", "RULE"):
             create = self.create_rule
@@ -203,6 +206,8 @@ class Statements(AccessStatements, BuildRequests, ListingStatements, SystemFunct
                 return None
             parser.skip_rest()
             return lambda context: Result.status(NOOP)
+        if parser.accept("ACCOUNT"):
+            return self.parse_alter_account(parser)
         if parser.accept("SECRET"):
             if_exists = parser.accept("IF", "EXISTS")
             parts = parser.name_parts()

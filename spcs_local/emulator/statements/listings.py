@@ -68,6 +68,8 @@ class ListingStatements:
                 parser.end()
                 show = self.show_grants_to_service_role if direction == "TO" else self.show_grants_of_service_role
                 return lambda context: show(resolve(parts, context), role)
+        if parser.accept("PARAMETERS"):
+            return self.parse_show_parameters(parser)
         if parser.accept("USER", "FUNCTIONS"):
             pattern, scope = self.like_and_scope(parser)
             return lambda context: self.show_functions(pattern, scope, context)

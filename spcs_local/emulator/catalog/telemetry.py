@@ -1,0 +1,109 @@
+"""What the local SPCS puts in the account's event table, as SPCS does: a platform event each time a container's
+status changes, and the lines a spec's `logExporters.eventTableConfig.logLevel` exports (INFO: all it logs;
+ERROR: what it writes to stderr), also after its containers are gone. And the account's EVENT_TABLE parameter.
+No SQL: the records go to `record`, which the emulator wires to the event table."""
+
+from datetime import UTC, datetime
+
+from spcs_local.emulator.catalog.objects import (
+    DEFAULT_EVENT_TABLE,
+    ObjectName,
+    Record,
+    Service,
+    stamp_of,
+)
+from spcs_local.emulator.results import invalid
+from spcs_local.emulator.workload import ContainerState
+
+STATUS_CHANGE = "CONTAINER.STATUS_CHANGE"
+ACCOUNT_PARAMETERS = {"EVENT_TABLE": DEFAULT_EVENT_TABLE}
+
+
+class Telemetry:
+    """Part of the Catalog: the event table's records, and the account's parameters."""
+
+    @property
+    def event_table(self) -> ObjectName:
+        return ObjectName(*self.account.get("EVENT_TABLE", DEFAULT_EVENT_TABLE).split("."))
+
+    def set_account(self, name: str, value: str | None) -> None:
+        """ALTER ACCOUNT SET (a value) or UNSET (None) of a parameter the local SPCS keeps."""
+        if name not in ACCOUNT_PARAMETERS:
+            raise invalid(f"SQL compilation error:\ninvalid parameter '{name}' for the local SPCS's account.")
+        with self.lock:
+            if value is None:
+                self.account.pop(name, None)
+            else:
+                if len(value.split(".")) != 3:
+                    raise invalid(f"SQL compilation error:\n{name} takes a table's full name: db.schema.table.")
+                self.account[name] = value.upper()
+            self.save()
+
+    def observe(self) -> None:
+        """Record what changed since the last look: containers' statuses, and new lines to export."""
+        records: list[Record] = []
+        for service in list(self.services.values()):
+            if service.external or service.suspended:
+                continue
+            view = self.view(service)
+            records += self.status_changes(service, view.containers)
+            if not service.outcome and self.backend is not None:
+                for state in view.containers:
+                    key = (service.workload_key, state.instance, state.name)
+                    since = self.exported.get(key)
+                    level = exported_level(service)
+                    if level:
+                        text = self.backend.logs(service.instance_key(state.instance), state.name, 10_000, since,
+                                                 stderr_only=level == "ERROR")  # fmt: skip
+                        records += self.new_lines(service, state, text)
+        if records:
+            self.record(self.event_table, records)
+
+    def status_changes(self, service: Service, states: list[ContainerState]) -> list[Record]:
+        changed = []
+        for state in states:
+            key = (service.workload_key, state.instance, state.name)
+            if self.seen.get(key) != (state.status, state.message):
+                self.seen[key] = (state.status, state.message)
+                severity = "ERROR" if state.status == "FAILED" else "INFO"
+                value = {"status": state.status, "message": state.message}
+                changed.append(self.record_of(service, state, "EVENT", value, severity, STATUS_CHANGE))
+        return changed
+
+    def new_lines(self, service: Service, state: ContainerState, text: str) -> list[Record]:
+        """The stamped lines of `text` after the last one exported, as LOG records."""
+        key = (service.workload_key, state.instance, state.name)
+        last = self.exported.get(key)
+        lines = []
+        for line in text.splitlines():
+            at = stamp_of(line)
+            if last is None or at > last:
+                message = line.split(" ", 1)[1] if " " in line else ""
+                lines.append(self.record_of(service, state, "LOG", message, "INFO", None, at))
+                self.exported[key] = at
+        return lines
+
+    def export_kept(self, job: Service, logs: dict[tuple[int, str], str]) -> None:
+        """A job's last lines and final statuses, once it ended: the event table keeps them after it."""
+        states = {(state.instance, state.name): state for state in self.view(job).containers}
+        records = self.status_changes(job, list(states.values()))
+        if exported_level(job):
+            for (instance, name), text in logs.items():
+                state = states.get((instance, name)) or ContainerState(name, "DONE", "", "", instance=instance)
+                records += self.new_lines(job, state, text)
+        if records:
+            self.record(self.event_table, records)
+
+    @staticmethod
+    def record_of(
+        service: Service, state: ContainerState, kind: str, value: object, severity: str, name: str | None,
+        at: datetime | None = None,
+    ) -> Record:  # fmt: skip
+        return Record(at or datetime.now(UTC), service.database, service.schema, service.name, service.compute_pool,
+                      state.instance, state.name, kind, value, severity, name)  # fmt: skip
+
+
+def exported_level(service: Service) -> str | None:
+    """INFO or ERROR, as the spec's logExporters asks; None when it exports no logs (NONE, the default)."""
+    level = ((service.document["spec"].get("logExporters") or {}).get("eventTableConfig") or {}).get("logLevel")
+    return str(level).upper() if str(level).upper() in ("INFO", "ERROR") else None
