@@ -651,6 +651,24 @@ def test_a_block_volume_survives_an_upgrade(local: Local) -> None:
         local.snow("sql", "-q", "DROP SERVICE IF EXISTS keeper")
 
 
+def test_a_jobs_logs_and_events_are_read_from_the_event_table_after_it_is_dropped(local: Local) -> None:
+    spec = local.directory / "exported.yaml"
+    spec.write_text(REPLICAS_SPEC + "  logExporters:\n    eventTableConfig:\n      logLevel: INFO\n")
+    job = local.snow("spcs", "service", "execute-job", "exported", "--compute-pool", "tutorial_compute_pool",
+                     "--spec-path", str(spec))  # fmt: skip
+    events = local.snow("spcs", "service", "events", "exported", "--container-name", "main", "--instance-id", "0",
+                        "--format", "json")  # fmt: skip
+    metrics = local.snow("spcs", "service", "metrics", "exported", "--container-name", "main", "--instance-id", "0")
+    dropped = local.snow("sql", "-q", "DROP SERVICE exported")
+    logs = local.snow("sql", "-q", "SELECT value FROM snowflake.telemetry.events WHERE record_type = 'LOG' "
+                      "AND resource_attributes:\"snow.service.name\" = 'EXPORTED'", "--format", "json")  # fmt: skip
+
+    assert job.returncode == 0 and dropped.returncode == 0, job.stdout + job.stderr + dropped.stderr
+    assert events.returncode == 0 and metrics.returncode == 0, events.stderr + metrics.stderr
+    assert "CONTAINER.STATUS_CHANGE" in events.stdout and "DONE" in events.stdout, events.stdout
+    assert "replica" in logs.stdout, logs.stdout + logs.stderr
+
+
 def test_after_a_restart_the_service_comes_back_at_the_same_ingress_url(local: Local) -> None:
     before = local.snow("spcs", "service", "list-endpoints", "echo_service", "--format", "json")
     restarted = local.make("local-down", "local-up")
