@@ -233,3 +233,12 @@ def serving(
         finally:
             server.should_exit = True
             thread.join(10)
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 5.0) -> float:
+    """Until `condition()` holds (an assertion error after `seconds`); how long it took."""
+    start = time.monotonic()
+    while not condition():
+        assert time.monotonic() - start < seconds, "not within the time"
+        time.sleep(0.02)
+    return time.monotonic() - start

@@ -2,7 +2,6 @@
 logged, scaled and upgraded; the statements on a catalog whose backend is a fake."""
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,7 @@ import pytest
 from spcs_local.emulator.catalog import ObjectName
 from spcs_local.emulator.results import SnowflakeError
 
-from .fakes import FakeBackend, LocalSPCS
+from .fakes import FakeBackend, LocalSPCS, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 ECHO_SPEC = (ROOT / "echo-service" / "echo_spec.yaml").read_text()
@@ -142,13 +141,6 @@ def test_after_a_restart_each_missing_instance_comes_back(spcs: LocalSPCS) -> No
     again = spcs.restarted()
     again.catalog.reconcile()
     wait_until(lambda: set(spcs.backend.running) == {service.instance_key(0), service.instance_key(1)})
-
-
-def wait_until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "not within the time"
-        time.sleep(0.02)
 
 
 def test_an_idle_service_suspends_and_a_function_call_resumes_it(spcs: LocalSPCS) -> None:

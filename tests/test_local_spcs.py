@@ -24,6 +24,7 @@ from pathlib import Path
 
 import docker
 import pytest
+import requests
 import snowflake.connector
 
 from spcs_local.emulator import client_env, connection_params
@@ -71,6 +72,10 @@ BLOCK_VOLUME_SPEC = """spec:
     - {name: kept, mountPath: /tmp}
   volumes:
   - {name: kept, source: block, size: 1Gi}
+"""
+CORS_SETTINGS = """    corsSettings:
+      Access-Control-Allow-Origin: [https://app.example]
+      Access-Control-Allow-Methods: [GET, POST]
 """
 FAILING_DOCKERFILE = f"""FROM {BASE_IMAGE}
 ENTRYPOINT ["python3", "-c", "print('failing on purpose'); raise SystemExit(3)"]
@@ -266,6 +271,37 @@ def test_a_browser_logs_in_at_the_ingress_url_and_uses_the_tutorials_form(local:
         assert "Bob said Hello from a browser" in browser.find_element(By.TAG_NAME, "body").text
     finally:
         browser.quit()
+
+
+def test_a_public_endpoint_wants_a_token_applies_its_cors_settings_and_keeps_its_url(local: Local) -> None:
+    spec = local.directory / "cors.yaml"
+    echo_spec = (ROOT / "echo-service" / "echo_spec.yaml").read_text()
+    spec.write_text(echo_spec.replace("    public: true\n", "    public: true\n" + CORS_SETTINGS))
+    created = local.snow("spcs", "service", "create", "cors_echo", "--compute-pool", "tutorial_compute_pool",
+                         "--spec-path", str(spec))  # fmt: skip
+    try:
+        waited = local.snow("sql", "-q", "SELECT SYSTEM$WAIT_FOR_SERVICES(120, 'cors_echo')")
+        assert created.returncode == 0 and "| OK " in waited.stdout, created.stderr + waited.stdout + waited.stderr
+        url = f"http://{ingress_url(local, 'cors_echo')}/healthcheck"
+        with snowflake.connector.connect(**connection_params(client_env(local.port))) as connection:
+            token = {"Authorization": f'Snowflake Token="{connection.rest.token}"'}
+            allowed = requests.get(url, headers={**token, "Origin": "https://app.example"}, timeout=30)
+            other = requests.get(url, headers={**token, "Origin": "https://elsewhere.example"}, timeout=30)
+        refused = requests.get(url, headers={"Origin": "https://app.example"}, timeout=30)
+        local.snow("spcs", "service", "suspend", "cors_echo")
+        local.snow("spcs", "service", "resume", "cors_echo")
+
+        assert refused.status_code == 401 and allowed.status_code == 200 and other.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+        assert "access-control-allow-origin" not in other.headers
+        assert ingress_url(local, "cors_echo") == url.removeprefix("http://").removesuffix("/healthcheck")
+    finally:
+        local.snow("sql", "-q", "DROP SERVICE IF EXISTS cors_echo")
+
+
+def ingress_url(local: Local, service: str) -> str:
+    listed = local.snow("spcs", "service", "list-endpoints", service, "--format", "json")
+    return json.loads(listed.stdout)[0]["ingress_url"]
 
 
 def test_a_failing_job_fails_the_deploy_target_after_printing_its_logs(local: Local, docker_client) -> None:

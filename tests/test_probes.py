@@ -4,13 +4,15 @@ failureThreshold failures, and a failing liveness probe restarts the container."
 import http.server
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 
 from spcs_local.emulator.probes import Prober
 from spcs_local.emulator.workload import Probe
+
+from .fakes import wait_until
 
 
 class Health(http.server.BaseHTTPRequestHandler):
@@ -35,14 +37,6 @@ def health() -> Iterator[tuple[str, type[Health]]]:
     server.server_close()
 
 
-def wait_until(condition: Callable[[], bool], seconds: float = 10.0) -> float:
-    start = time.monotonic()
-    while not condition():
-        assert time.monotonic() - start < seconds, "not within the time"
-        time.sleep(0.02)
-    return time.monotonic() - start
-
-
 def test_readiness_passes_at_once_and_fails_after_failure_threshold_failures(health) -> None:
     url, handler = health
     prober = Prober(restart=lambda container: None)
@@ -55,7 +49,7 @@ def test_readiness_passes_at_once_and_fails_after_failure_threshold_failures(hea
         assert wait_until(lambda: prober.ready("c1")) < 1.0  # probed often until it first passes
 
         handler.status = 503
-        took = wait_until(lambda: not prober.ready("c1"))
+        took = wait_until(lambda: not prober.ready("c1"), seconds=10)
         assert 1.0 <= took <= 4.0  # two failures, a period apart
         handler.status = 200
         wait_until(lambda: prober.ready("c1"))
@@ -77,7 +71,7 @@ def test_liveness_restarts_after_failure_threshold_failures_and_counts_it(health
     handler.status = 500
     prober.watch("c2", None, (url, Probe(8000, "/healthcheck", period_seconds=1, failure_threshold=2)))
     try:
-        wait_until(lambda: restarted == ["c2"])
+        wait_until(lambda: restarted == ["c2"], seconds=10)
         watched = prober.seen("c2")
         assert watched is not None
         assert (watched.restarts, watched.previous_start) == (1, began)

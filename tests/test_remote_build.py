@@ -3,8 +3,6 @@ built by a job whose container `main` logs the build. The requests as the statem
 then over HTTP through the emulator's front with a real connector's session."""
 
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,7 @@ import snowflake.connector
 from spcs_local.emulator import client_env, connection_params
 from spcs_local.emulator.results import SnowflakeError
 
-from .fakes import LocalSPCS, serving
+from .fakes import LocalSPCS, serving, wait_until
 
 STAGE = "TUTORIAL_DB.DATA_SCHEMA.BUILDS"
 CONTEXT = {"Dockerfile": "FROM python:3.11-slim-bookworm\nCOPY app.py .\n", "app.py": "print('hello')\n"}
@@ -31,13 +29,6 @@ def submit(spcs: LocalSPCS, **body: object) -> dict:
     request = {"build_type": "image", "build_source": f"@{STAGE}/build_contexts/remote_build_1",
                "location": "tutorial_repository", "name": "remote_echo", "image_tag": "v1"} | body  # fmt: skip
     return spcs.statements.submit_build(spcs.context, {k: v for k, v in request.items() if v is not None})
-
-
-def wait_until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "not within the time"
-        time.sleep(0.02)
 
 
 def test_a_build_job_builds_the_context_into_the_repository_and_logs_it(spcs: LocalSPCS) -> None:
