@@ -163,3 +163,14 @@ def test_an_idle_service_suspends_and_a_function_call_resumes_it(spcs: LocalSPCS
     spcs.sql("ALTER SERVICE echo_service SUSPEND")
     with pytest.raises(SnowflakeError, match="AUTO_RESUME = FALSE: resume it first"):
         spcs.catalog.function_urls(function)
+
+
+def test_after_a_restart_a_service_kept_without_ingress_ports_gets_them(spcs: LocalSPCS) -> None:
+    spcs.sql(TWO_ECHOES)
+    spcs.catalog.services["TUTORIAL_DB.DATA_SCHEMA.ECHO_SERVICE"].ingress = {}  # as an earlier version kept it
+    spcs.catalog.save()
+
+    again = spcs.restarted()
+    again.catalog.reconcile()
+
+    assert list(again.catalog.services["TUTORIAL_DB.DATA_SCHEMA.ECHO_SERVICE"].ingress) == ["echoendpoint"]

@@ -525,6 +525,11 @@ class Services:
         wanted = {s.instance_key(index) for s in self.services.values() for index in range(s.instances)}
         for key in running - wanted:
             self.backend.remove(key)
+        with self.lock:  # a service kept by an earlier version of the local SPCS gets its ingress ports now
+            for service in self.services.values():
+                if not (service.is_job or service.external):
+                    give_ingress(service)
+            self.save()
         for service in list(self.services.values()):
             present = [index for index in range(service.instances) if service.instance_key(index) in running]
             if service.is_job and service.outcome is None:
