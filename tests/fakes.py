@@ -28,6 +28,7 @@ class FakeBackend:
 
     exit_codes: dict[str, int] = field(default_factory=dict)  # container (or container/instance) -> exit code
     pending: bool = False  # services never get READY
+    pending_instances: set[int] = field(default_factory=set)  # nor do these instances of them
     fail_start: str | None = None
     job_seconds: float = 0.0
     start_seconds: float = 0.0  # how long a start takes (pulling, creating)
@@ -57,7 +58,7 @@ class FakeBackend:
                 status, message = ("DONE", "Completed successfully") if code == 0 else ("FAILED", f"exit code {code}")
                 states.append(ContainerState(container.name, status, message, container.image, exit_code=code))
             else:
-                status = "PENDING" if self.pending else "READY"
+                status = "PENDING" if self.pending or instance in self.pending_instances else "READY"
                 ports = self.ports or {port: 40000 + 1000 * instance + port for port in workload.ports}  # its own
                 states.append(ContainerState(container.name, status, "Running", container.image, ports=ports))
         return states

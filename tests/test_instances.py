@@ -87,13 +87,15 @@ def test_alter_service_scales_up_and_down(spcs: LocalSPCS) -> None:
 
 
 def test_a_service_is_running_once_min_ready_instances_are(tmp_path: Path) -> None:
-    spcs = LocalSPCS(tmp_path, FakeBackend(created=0)).with_pool_and_images("my_echo_service_image")
-    spcs.sql(TWO_ECHOES.replace("MIN_INSTANCES=2", "MIN_INSTANCES=2 MIN_READY_INSTANCES=1"))
-    wait_until(lambda: len(spcs.backend.started) == 2)
-    assert spcs.rows("SHOW SERVICES")[0]["status"] == "PENDING"
+    spcs = LocalSPCS(tmp_path, FakeBackend(pending_instances={1})).with_pool_and_images("my_echo_service_image")
+    spcs.sql(TWO_ECHOES)
+    ready_one = TWO_ECHOES.replace("SERVICE echo_service", "SERVICE one_is_enough")
+    spcs.sql(ready_one.replace("MIN_INSTANCES=2", "MIN_INSTANCES=2 MIN_READY_INSTANCES=1"))
+    wait_until(lambda: len(spcs.backend.started) == 4)
 
-    spcs.backend.created = None  # both instances' containers are READY now
-    assert spcs.rows("SHOW SERVICES")[0]["status"] == "RUNNING"
+    statuses = {row["name"]: row["status"] for row in spcs.rows("SHOW SERVICES")}
+    assert statuses == {"ECHO_SERVICE": "PENDING", "ONE_IS_ENOUGH": "RUNNING"}
+    assert "Timed out" in error_of(spcs, "SELECT SYSTEM$WAIT_FOR_SERVICES(1, 'one_is_enough')").message  # not all
 
 
 def test_an_upgrade_starts_every_instance_before_the_old_ones_stop(spcs: LocalSPCS) -> None:
