@@ -82,10 +82,10 @@ class FakeBackend:
                 if since is None or at > since]  # fmt: skip
         return "\n".join(kept[-lines:])
 
-    def build(self, files: dict[str, bytes], reference: str) -> tuple[bool, str]:
+    def build(self, files: dict[str, bytes], reference: str, log: Callable[[str], None]) -> bool:
         self.built.append((reference, sorted(files)))
-        failing = b"fail" in files.get("Dockerfile", b"")
-        return not failing, stamped(f"Step 1/1 : {files.get('Dockerfile', b'').decode()}\npushed {reference}")
+        log(stamped(f"Step 1/1 : {files.get('Dockerfile', b'').decode()}\npushed {reference}"))
+        return b"fail" not in files.get("Dockerfile", b"")
 
     def drop_volumes(self, service: str) -> None:
         self.dropped_volumes.append(service)

@@ -26,6 +26,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import astuple
 from datetime import datetime
 from pathlib import Path
@@ -261,12 +262,11 @@ class DockerBackend:
                     raise BackendError(f"The image of the network guard could not be built: {explain(error)}") from None
         return tag
 
-    def build(self, files: dict[str, bytes], reference: str) -> tuple[bool, str]:
+    def build(self, files: dict[str, bytes], reference: str, log: Callable[[str], None]) -> bool:
         """A remote build: the context built as an image and pushed to the registry as `reference`, each line
-        of Docker's output stamped as it comes."""
+        of Docker's output stamped and logged as it comes."""
         context = archive({path: (content, 0o644) for path, content in files.items()}, (0, 0))
         repository, _, tag = reference.rpartition(":")
-        lines = []
         try:
             output = self.client.api.build(fileobj=io.BytesIO(context), custom_context=True, tag=reference, rm=True,
                                            forcerm=True, decode=True, timeout=BUILD_SECONDS)  # fmt: skip
@@ -274,12 +274,15 @@ class DockerBackend:
             for step in (lambda: output, pushing):
                 for chunk in step():
                     text = chunk.get("stream") or chunk.get("error") or chunk.get("status") or ""
-                    lines += [stamped(line) for line in text.splitlines() if line.strip()]
+                    for line in text.splitlines():
+                        if line.strip():
+                            log(stamped(line))
                     if "error" in chunk:
-                        return False, "\n".join(lines)
+                        return False
         except docker.errors.DockerException as error:
-            return False, "\n".join([*lines, stamped(f"The build failed: {explain(error)}")])
-        return True, "\n".join(lines)
+            log(stamped(f"The build failed: {explain(error)}"))
+            return False
+        return True
 
     def set_egress(self, key: str, egress: tuple[str, ...]) -> None:
         """A running instance's firewall, made again with this egress: a change of its integrations or their

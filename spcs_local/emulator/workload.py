@@ -2,6 +2,7 @@
 
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, Protocol
@@ -111,9 +112,9 @@ class Backend(Protocol):
         """Where a running workload may connect from now on (Workload.egress)."""
         ...
 
-    def build(self, files: dict[str, bytes], reference: str) -> tuple[bool, str]:
+    def build(self, files: dict[str, bytes], reference: str, log: Callable[[str], None]) -> bool:
         """Build the image of a build context (path -> content, a Dockerfile at its top) and push it as
-        `reference`: whether it succeeded, and its log, each line after its timestamp."""
+        `reference`, each line of its output to `log` (after its timestamp) as it comes: whether it succeeded."""
         ...
 
     def remove(self, key: str) -> None: ...

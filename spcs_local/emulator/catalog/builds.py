@@ -43,17 +43,24 @@ class Builds:
         return build
 
     def run_build(self, build: Service, files: dict[str, bytes], reference: str) -> None:
-        try:
-            built, log = self.containers_backend().build(files, reference)
-        except (BackendError, SnowflakeError) as error:
-            built, log = False, stamped(str(error))
+        """Build, the job's log growing line by line as the build goes, so that `snow` streams it."""
+        logs_dir = self.job_logs_dir(build)
+        logs_dir.mkdir(parents=True, exist_ok=True)
+        with (logs_dir / kept_log(0, BUILDER)).open("w") as kept:
+
+            def log(line: str) -> None:
+                kept.write(line + "\n")
+                kept.flush()
+
+            try:
+                built = self.containers_backend().build(files, reference, log)
+            except (BackendError, SnowflakeError) as error:
+                built = False
+                log(stamped(str(error)))
         if built:
             state = ContainerState(BUILDER, "DONE", "Completed successfully", reference, exit_code=0)
         else:
             state = ContainerState(BUILDER, "FAILED", "The image build failed: see its logs.", reference, exit_code=1)
-        logs_dir = self.job_logs_dir(build)
-        logs_dir.mkdir(parents=True, exist_ok=True)
-        (logs_dir / kept_log(0, BUILDER)).write_text(log)
         with self.lock:
             build.outcome, build.updated_on = Outcome(state.status, [encode(state)]), now()
             if build.key in self.services:

@@ -488,7 +488,7 @@ class Services:
         if container not in [c["name"] for c in containers_of(service)]:
             raise invalid(f"Service {name.name} has no container '{container}'.")
         saved = self.job_logs_dir(service) / kept_log(instance, container)
-        if service.outcome and saved.exists():
+        if saved.exists():  # a job's, kept at its end (a build's, as it goes)
             if previous:  # a job's container runs once
                 return ""
             stamped = [line for line in saved.read_text().splitlines() if since is None or stamp_of(line) > since]
