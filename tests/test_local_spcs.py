@@ -244,8 +244,10 @@ def test_a_browser_logs_in_at_the_ingress_url_and_uses_the_tutorials_form(local:
             pytest.fail(reason)
         pytest.skip(reason)
     from selenium import webdriver
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.wait import WebDriverWait
 
     [endpoint] = json.loads(local.snow("spcs", "service", "list-endpoints", "echo_service", "--format", "json").stdout)
     options = webdriver.ChromeOptions()
@@ -273,8 +275,12 @@ def test_a_browser_logs_in_at_the_ingress_url_and_uses_the_tutorials_form(local:
         browser.find_element(By.NAME, "user").send_keys("tutorial_user")
         browser.find_element(By.NAME, "password").send_keys("tutorial_password")
         browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-        browser.find_element(By.ID, "input").send_keys("Hello from a browser\n")  # the form posts on Enter
-        assert "Bob said Hello from a browser" in browser.find_element(By.TAG_NAME, "body").text
+        # Each step loads a new page: wait for what it shows (an element of the page before goes stale).
+        waiting = WebDriverWait(
+            browser, 30, ignored_exceptions=[NoSuchElementException, StaleElementReferenceException]
+        )
+        waiting.until(lambda page: page.find_element(By.ID, "input")).send_keys("Hello from a browser\n")
+        waiting.until(lambda page: "Bob said Hello from a browser" in page.find_element(By.TAG_NAME, "body").text)
     finally:
         browser.quit()
 
