@@ -50,7 +50,7 @@ def test_readiness_passes_at_once_and_fails_after_failure_threshold_failures(hea
 
         handler.status = 503
         took = wait_until(lambda: not prober.ready("c1"), seconds=10)
-        assert 1.0 <= took <= 4.0  # two failures, a period apart
+        assert 0.9 <= took <= 4.0  # two failures, a period apart (the first may come at once)
         handler.status = 200
         wait_until(lambda: prober.ready("c1"))
     finally:
