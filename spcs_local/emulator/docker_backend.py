@@ -154,13 +154,11 @@ class DockerBackend:
                 created = [(self.create(workload, i, spec, guard), spec) for i, spec in enumerate(workload.containers)]
                 starting.result()
             self.wait_for_firewall(workload.key, guard)
-            guard.reload()
             for container, spec in created:
                 try:
                     container.start()
                 except docker.errors.DockerException as error:
                     raise BackendError(f"Container {spec.name} could not start: {explain(error)}") from None
-                self.watch(container, guard)
         except BackendError:
             self.remove(workload.key)
             raise
@@ -357,9 +355,9 @@ class DockerBackend:
         return self.guarded(key)[0]
 
     def watch(self, container: DockerContainer, guard: DockerContainer | None) -> None:
-        """Probe a running container from now on: after its start, or when first seen after a restart of the
-        local SPCS."""
-        if guard is None or container.attrs["State"]["Status"] != "running":
+        """Probe a running container from now on, once it is first seen running (after its start, or after a
+        restart of the local SPCS): the catalog looks at every service every few seconds."""
+        if self.prober.seen(container.id) or guard is None or container.attrs["State"]["Status"] != "running":
             return
         probes = json.loads(container.labels.get(PROBES) or "{}")
         host_ports = published(guard)

@@ -32,11 +32,9 @@ def create(name: ObjectName, if_not_exists: bool = True) -> None:
 
 def write(name: ObjectName, records: list[Record]) -> None:
     """The records as rows of the event table."""
-    rows = [row(record) for record in records]
-    if rows:
-        marks = ", ".join(["?"] * 13)
-        for values in rows:
-            run_global(f"INSERT INTO {full(name)} VALUES ({marks})", values)
+    marks = ", ".join(["?"] * 13)
+    for record in records:
+        run_global(f"INSERT INTO {full(name)} VALUES ({marks})", row(record))
 
 
 def row(record: Record) -> list[Any]:
@@ -58,7 +56,7 @@ def full(name: ObjectName) -> str:
 
 def reads(sql: str, name: str) -> bool:
     """Whether a statement names the event table (`db.schema.table`, quoted or not)."""
-    return re.sub(r'["\s]', "", sql).upper().find(name.upper()) >= 0
+    return name.upper() in re.sub(r'["\s]', "", sql).upper()
 
 
 def readable(sql: str) -> str:

@@ -68,8 +68,7 @@ class Ingress:
         self.catalog, self.user_of, self.password_ok = catalog, user_of, password_ok
         self.browsers: Sessions[str] = Sessions(lambda cookie, user: None)  # cookie -> user
         self.loop = asyncio.new_event_loop()
-        self.servers: dict[int, uvicorn.Server] = {}
-        self.serving: dict[int, concurrent.futures.Future] = {}
+        self.servers: dict[int, tuple[uvicorn.Server, concurrent.futures.Future]] = {}  # port -> its server, serving
         self.stopping = threading.Event()
         self.client: httpx.AsyncClient | None = None
         self.urls: dict[tuple[str, str], tuple[float, list[str]]] = {}  # (service, endpoint) -> until when, URLs
@@ -84,9 +83,9 @@ class Ingress:
         """Stop every endpoint's server (each within moments: uvicorn looks every tenth of a second), then the loop."""
         self.stopping.set()
         self.threads[1].join(5)
-        for server in self.servers.values():
+        for server, _ in self.servers.values():
             server.should_exit = True
-        for serving in self.serving.values():
+        for _, serving in self.servers.values():
             with contextlib.suppress(Exception):  # one that failed has nothing left to stop
                 serving.result(timeout=5)
         if self.client is not None:
@@ -101,8 +100,7 @@ class Ingress:
         while not self.stopping.is_set():
             wanted = self.catalog.ingress_endpoints()
             for port in [port for port in self.servers if port not in wanted]:
-                self.servers.pop(port).should_exit = True
-                self.serving.pop(port)
+                self.servers.pop(port)[0].should_exit = True
             for port, (key, endpoint) in wanted.items():
                 if port not in self.servers:
                     self.open(port, key, endpoint)
@@ -124,8 +122,7 @@ class Ingress:
         config = uvicorn.Config(app, http="h11", h11_max_incomplete_event_size=HEADER_BYTES, lifespan="off",
                                 ws="none", log_level="error", timeout_keep_alive=IDLE_SECONDS)  # fmt: skip
         server = uvicorn.Server(config)
-        self.servers[port] = server
-        self.serving[port] = asyncio.run_coroutine_threadsafe(server.serve(sockets=[sock]), self.loop)
+        self.servers[port] = (server, asyncio.run_coroutine_threadsafe(server.serve(sockets=[sock]), self.loop))
 
     # --- one request ----------------------------------------------------------------------------
 

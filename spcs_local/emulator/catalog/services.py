@@ -276,7 +276,7 @@ class Services:
                 self.set_properties(service, options)
             service.updated_on = now()
             self.save()
-        if action in ("SET", "UNSET"):
+        if action in ("SET", "UNSET") and "MIN_INSTANCES" in options:
             threading.Thread(target=self.scale, args=(service,), daemon=True).start()
         return "Statement executed successfully."
 

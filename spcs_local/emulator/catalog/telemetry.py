@@ -47,15 +47,13 @@ class Telemetry:
                 continue
             view = self.view(service)
             records += self.status_changes(service, view.containers)
-            if not service.outcome and self.backend is not None:
+            level = exported_level(service)
+            if level and not service.outcome and self.backend is not None:
                 for state in view.containers:
-                    key = (service.workload_key, state.instance, state.name)
-                    since = self.exported.get(key)
-                    level = exported_level(service)
-                    if level:
-                        text = self.backend.logs(service.instance_key(state.instance), state.name, 10_000, since,
-                                                 stderr_only=level == "ERROR")  # fmt: skip
-                        records += self.new_lines(service, state, text)
+                    since = self.exported.get((service.workload_key, state.instance, state.name))
+                    text = self.backend.logs(service.instance_key(state.instance), state.name, 10_000, since,
+                                             stderr_only=level == "ERROR")  # fmt: skip
+                    records += self.new_lines(service, state, text)
         if records:
             self.record(self.event_table, records)
 
