@@ -1,8 +1,9 @@
 """`make local-up` and `make local-down`: the local SPCS in the background, offline.
 
-`up` starts the image registry (Debian's docker-registry) and the emulator with the local SPCS,
-each once per .local whatever the ports asked for (a running one is found from its pidfile, which
-holds its PID and port), waits until both answer, and writes the `local` connection for `snow`. `down`
+`up` starts the image registry (Debian's docker-registry, on a free port of its own) and the emulator with
+the local SPCS, which serves the registry's HTTPS door on the registry port, each once per .local whatever the
+ports asked for (a running one is found from its pidfile, which holds its PID and port), waits until both
+answer, and writes the `local` connection for `snow`. `down`
 stops both; the emulator removes every container and network it started. Pidfiles go to .local/run,
 logs to .local/logs. Tables, stages, the catalog and pushed images stay in .local
 until `make reset-local`.
@@ -25,6 +26,7 @@ from pathlib import Path
 from spcs_local.emulator import ACCOUNT, DATABASE, PASSWORD, ROLE, SCHEMA, USER, WAREHOUSE, client_env, registry
 from spcs_local.emulator.docker_backend import DockerBackend
 from spcs_local.emulator.server import instance_of
+from spcs_local.processes import free_port
 
 READY_SECONDS = 60
 STOP_SECONDS = 20
@@ -132,13 +134,19 @@ def stop_pid(pid: int, timeout: float = STOP_SECONDS) -> None:
 def up(layout: Layout, port: int, registry_port: int, brief: bool = False) -> None:
     """Start what is not running yet. `brief` (before a deploy target) says only what it started."""
     config = layout.root / "registry" / "config.yml"
-    registry_started, registry_port = ensure(
-        "image registry", "docker-registry", layout, registry_port, "/v2/",
+    registry_started, upstream = ensure(
+        "image registry", "docker-registry", layout, None, "/v2/",
         lambda port: registry_command(layout, config, port),
     )  # fmt: skip
+    if registry_started:  # an emulator still running passes images on to the registry's port of before
+        stop(layout, "emulator", "spcs_local.emulator")
     emulator = lambda port: [sys.executable, "-m", "spcs_local.emulator", "--port", str(port),  # noqa: E731
-                             "--data-dir", str(layout.data), "--registry", f"127.0.0.1:{registry_port}"]  # fmt: skip
+                             "--data-dir", str(layout.data), "--registry", f"127.0.0.1:{registry_port}",
+                             "--registry-upstream", f"127.0.0.1:{upstream}"]  # fmt: skip
     started, port = ensure("Snowflake emulator", "spcs_local.emulator", layout, port, "/healthcheck", emulator)
+    door = door_port(layout) or registry_port
+    moved = f", not on {registry_port}: `make local-down` first to move it" if door != registry_port else ""
+    print(f"the image registry's HTTPS door is 127.0.0.1:{door}, in the emulator{moved}")
     home = layout.snowflake_home
     home.mkdir(parents=True, exist_ok=True)
     for name, text in (("connections.toml", connections_toml(port)), ("config.toml", CONFIG_TOML)):
@@ -149,30 +157,51 @@ def up(layout: Layout, port: int, registry_port: int, brief: bool = False) -> No
     if brief and not (started or registry_started):
         return
     print("snow, with the `local` connection (make snow-cli installs it as .snow-venv/bin/snow):")
-    print(f"  export SNOWFLAKE_HOME={home.resolve()}")
+    for name, value in snow_env(layout).items():
+        print(f"  export {name}={shlex.quote(value)}")
     print('  snow sql -q "SHOW SERVICES" -c local')
     print("an app outside a container, such as Tutorial 2's job (make run-job):")
     for name, value in client_env(port).items():
         print(f"  export {name}={shlex.quote(value)}")
 
 
+def snow_env(layout: Layout) -> dict[str, str]:
+    """What `snow` needs for the local SPCS: its `local` connection, and trust in the local CA, whose
+    certificate the image registry's HTTPS door shows (the bundle keeps the usual roots too)."""
+    return {
+        "SNOWFLAKE_HOME": str(layout.snowflake_home.resolve()),
+        "REQUESTS_CA_BUNDLE": str((layout.data / "spcs" / "tls" / "bundle.pem").resolve()),
+    }
+
+
+def door_port(layout: Layout) -> int | None:
+    """Where the running emulator serves the registry's door: its --registry port."""
+    found = running(layout.pidfile("emulator"), "spcs_local.emulator")
+    if not found:
+        return None
+    arguments = Path(f"/proc/{found[0]}/cmdline").read_bytes().decode().split("\0")
+    address = arguments[arguments.index("--registry") + 1] if "--registry" in arguments else ""
+    return int(address.rsplit(":", 1)[1]) if ":" in address else None
+
+
 def ensure(
-    name: str, marker: str, layout: Layout, port: int, ready_path: str, args: Callable[[int], list[str]]
+    name: str, marker: str, layout: Layout, port: int | None, ready_path: str, args: Callable[[int], list[str]]
 ) -> tuple[bool, int]:
-    """Start the server unless this .local's runs already, on whatever port; True when it was started, and
-    the port it serves on."""
+    """Start the server unless this .local's runs already, on whatever port (a free one when `port` is None);
+    True when it was started, and the port it serves on."""
     key = name.split()[-1].lower()
     found = running(layout.pidfile(key), marker)
     if found:
         pid, running_port = found
-        running_port = running_port or port
+        running_port = running_port or port or 0
         if not wait_until_it_answers(f"http://127.0.0.1:{running_port}{ready_path}"):
             raise RuntimeError(
                 f"the {name} (pid {pid}) runs but doesn't answer on port {running_port}: make local-down"
             )
-        moved = f", not on {port}: `make local-down` first to move it" if running_port != port else ""
+        moved = f", not on {port}: `make local-down` first to move it" if port and running_port != port else ""
         print(f"the {name} runs on 127.0.0.1:{running_port} (pid {pid}){moved}, log in {layout.log(key)}")
         return False, running_port
+    port = port or free_port()
     pid = start(key, args(port), layout, f"http://127.0.0.1:{port}{ready_path}", port)
     print(f"started the {name} on 127.0.0.1:{port} (pid {pid}), log in {layout.log(key)}")
     return True, port
@@ -196,15 +225,19 @@ def registry_command(layout: Layout, config: Path, port: int) -> list[str]:
 
 def down(layout: Layout) -> None:
     for name, marker in (("emulator", "spcs_local.emulator"), ("registry", "docker-registry")):
-        pid = (running(layout.pidfile(name), marker) or (None,))[0]
-        if pid:
-            stop_pid(pid)
-            print(f"stopped the {name} (pid {pid})")
-        layout.pidfile(name).unlink(missing_ok=True)
+        stop(layout, name, marker)
     # Containers left by an emulator that was killed (not stopped) go too.
     backend = DockerBackend.connect(instance_of(layout.data))
     if backend:
         backend.close()
+
+
+def stop(layout: Layout, name: str, marker: str) -> None:
+    pid = (running(layout.pidfile(name), marker) or (None,))[0]
+    if pid:
+        stop_pid(pid)
+        print(f"stopped the {name} (pid {pid})")
+    layout.pidfile(name).unlink(missing_ok=True)
 
 
 def main(argv: list[str]) -> int:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -18,7 +19,7 @@ from spcs_local.emulator.results import Result, SnowflakeError, does_not_exist
 from spcs_local.emulator.server import CONTAINER_HOST, SNOWFLAKE_PORT, front_of
 from spcs_local.emulator.statements import Context, Statements
 from spcs_local.emulator.tls import TlsFiles
-from spcs_local.emulator.workload import BackendError, ContainerState, Workload, stamped
+from spcs_local.emulator.workload import BackendError, ContainerState, Usage, Workload, stamped
 from spcs_local.processes import free_port
 
 
@@ -39,6 +40,12 @@ class FakeBackend:
     built: list[tuple[str, list[str]]] = field(default_factory=list)  # remote builds: reference, context's files
     dropped_volumes: list[str] = field(default_factory=list)  # the services whose block volumes went
     running: dict[str, Workload] = field(default_factory=dict)
+    cpu_seconds: float = 0.0  # what each running container has used; each look finds half a second more
+
+    def usage(self, key: str) -> dict[str, Usage]:
+        self.cpu_seconds += 0.5
+        workload = self.running.get(key)
+        return {c.name: Usage(self.cpu_seconds, 64 * 2**20) for c in (workload.containers if workload else ())}
 
     def start(self, workload: Workload) -> None:
         if self.fail_start:
@@ -60,7 +67,8 @@ class FakeBackend:
             else:
                 status = "PENDING" if self.pending or instance in self.pending_instances else "READY"
                 ports = self.ports or {port: 40000 + 1000 * instance + port for port in workload.ports}  # its own
-                states.append(ContainerState(container.name, status, "Running", container.image, ports=ports))
+                urls = {port: f"http://127.0.0.1:{host}" for port, host in ports.items()}
+                states.append(ContainerState(container.name, status, "Running", container.image, urls=urls))
         return states
 
     def set_egress(self, key: str, egress: tuple[str, ...]) -> None:
@@ -220,20 +228,29 @@ def serving(
 ) -> Iterator[str]:
     """The emulator's front over fakesnow and this catalog, on a free loopback port, in this process; over HTTPS
     with `tls`, as containers reach it."""
-    with front_of(fakesnow_fixes.install(directory), spcs.catalog, spcs.stages, poll_seconds, doors) as front:
-        port = free_port()
-        https = {"ssl_certfile": tls.certificate, "ssl_keyfile": tls.key} if tls else {}
-        server = uvicorn.Server(uvicorn.Config(front, host="127.0.0.1", port=port, log_level="warning", **https))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        try:
-            while not server.started:  # listening: a front whose doors refuse this test still counts
-                assert thread.is_alive(), "the front did not start"
-                time.sleep(0.02)
-            yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
-            thread.join(10)
+    with (
+        front_of(fakesnow_fixes.install(directory), spcs.catalog, spcs.stages, poll_seconds, doors) as front,
+        running(front, tls) as url,
+    ):
+        yield url
+
+
+@contextlib.contextmanager
+def running(app: Any, tls: TlsFiles | None = None, **options: Any) -> Iterator[str]:
+    """An ASGI app on a free loopback port, in this process, over HTTPS with `tls`: its URL."""
+    port = free_port()
+    https = {"ssl_certfile": tls.certificate, "ssl_keyfile": tls.key} if tls else {}
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **https, **options))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:  # listening: a front whose doors refuse this test still counts
+            assert thread.is_alive(), "the server did not start"
+            time.sleep(0.02)
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def wait_until(condition: Callable[[], bool], seconds: float = 5.0) -> float:

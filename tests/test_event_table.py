@@ -4,6 +4,7 @@ the queries `snow spcs service events | logs` send read them. The containers run
 
 import contextlib
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,11 +35,31 @@ EVENTS = """select * from (select * from {table} where (
 
 LOGS = """select value from snowflake.telemetry.events where record_type = 'LOG'
   and resource_attributes:"snow.service.name" = '{service}' order by timestamp"""
+MONITORED = """spec:
+  containers:
+  - name: echo
+    image: /tutorial_db/data_schema/tutorial_repository/my_echo_service_image:latest
+  platformMonitor:
+    metricConfig:
+      groups: [system, status]
+"""
+# What `snow spcs service metrics` sends (snowflake-cli's get_latest_metrics): each metric's latest value.
+LATEST_METRICS = """with rankedmetrics as (select *, row_number() over (
+    partition by COALESCE(record['name'], record['metric']['name']) order by timestamp desc) as rank
+  from snowflake.telemetry.events
+  where record_type = 'METRIC' and scope['name'] = 'snow.spcs.platform'
+    and upper(resource_attributes:"snow.service.name") = upper('monitored')
+    and (resource_attributes:"snow.service.instance" = '0'
+         OR resource_attributes:"snow.service.container.instance" = '0')
+    and resource_attributes:"snow.service.container.name" = 'echo'
+    and timestamp > dateadd('hour', -1, current_timestamp))
+select * from rankedmetrics where rank = 1 order by timestamp desc"""
 
 
 @pytest.fixture
 def session(tmp_path: Path) -> Iterator[tuple[LocalSPCS, snowflake.connector.SnowflakeConnection]]:
-    spcs = LocalSPCS(tmp_path / "spcs", FakeBackend(exit_codes={"main/1": 2})).with_pool_and_images("my_job_image")
+    spcs = LocalSPCS(tmp_path / "spcs", FakeBackend(exit_codes={"main/1": 2}))
+    spcs.with_pool_and_images("my_job_image", "my_echo_service_image")
     with serving(spcs, tmp_path / "snowflake") as base:
         spcs.catalog.create_event_table, spcs.catalog.record = event_table.create, event_table.write
         event_table.create(spcs.catalog.event_table)
@@ -92,3 +113,19 @@ def test_nothing_is_exported_under_none_and_a_failed_replica_is_an_error_event(s
                             "and resource_attributes:\"snow.service.name\" = 'QUIET'").fetchall()  # fmt: skip
 
     assert logs == (0,) and [json.loads(row[0]) for row in failed] == ["ERROR"]
+
+
+def test_a_service_monitored_by_platform_monitor_has_its_latest_metrics_read_as_snow_reads_them(session) -> None:
+    spcs, connection = session
+    spcs.sql(f"CREATE SERVICE monitored IN COMPUTE POOL tutorial_compute_pool FROM SPECIFICATION $${MONITORED}$$")
+    spcs.sql("SELECT SYSTEM$WAIT_FOR_SERVICES(10, 'monitored')")
+    spcs.catalog.observe()  # memory and restarts; CPU from the second look on, over the time between them
+    time.sleep(0.5)
+    spcs.catalog.observe()
+
+    rows = connection.cursor().execute(LATEST_METRICS).fetchall()
+
+    latest = {json.loads(row[9])["metric"]["name"]: json.loads(row[11]) for row in rows}
+    assert latest.keys() == {"container.cpu.usage", "container.memory.usage", "container.restarts"}
+    assert latest["container.memory.usage"] == 64 * 2**20 and latest["container.restarts"] == 0
+    assert 0 < latest["container.cpu.usage"] <= 1.0  # half a CPU second over at least half a second

@@ -9,8 +9,21 @@ import pytest
 
 from spcs_local.emulator.docker_backend import FIREWALL
 
-FRONT, SCHEMA, RESOLVER = "172.21.0.1", "172.22.0.0/16", "10.255.255.53"
+FRONT, SCHEMA, RESOLVER, HOST = "172.21.0.1", "172.22.0.0/16", "10.255.255.53", "172.22.0.1"
+GATES = "61000:8000 61001:9000"  # the gates of ports 8000 and 9000
+IN = [
+    "-A INPUT -i lo -j ACCEPT",
+    "-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
+    "-A INPUT -p tcp --dport 61000 -j ACCEPT",
+    "-A INPUT -p tcp --dport 61001 -j ACCEPT",
+    f"-A INPUT -s {HOST} -p tcp -j REJECT --reject-with tcp-reset",
+    f"-A INPUT -s {HOST} -j DROP",
+    f"-A INPUT -s {SCHEMA} -j ACCEPT",
+    "-A INPUT -p tcp -j REJECT --reject-with tcp-reset",
+    "-A INPUT -j DROP",
+]
 CLOSED = [
+    *IN,
     "-A OUTPUT -o lo -j ACCEPT",
     "-A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
     f"-A OUTPUT -p tcp -d {FRONT} --dport 8765 -j ACCEPT",
@@ -22,12 +35,12 @@ REFUSE_THE_REST = ["-A OUTPUT -p tcp -j REJECT --reject-with tcp-reset", "-A OUT
 
 
 def firewall(tmp_path: Path, *egress: str) -> list[str]:
-    """The OUTPUT rules the guard would load for this egress."""
+    """The rules the guard would load for this egress."""
     stand_in = tmp_path / "iptables-restore"
     stand_in.write_text(f"#!/bin/sh\ncat > {tmp_path / 'rules'}\n")
     stand_in.chmod(0o755)
     env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
-    subprocess.run(["sh", "-c", FIREWALL, "guard", FRONT, "443", "8765", SCHEMA, RESOLVER, *egress],
+    subprocess.run(["sh", "-c", FIREWALL, "guard", FRONT, "443", "8765", SCHEMA, RESOLVER, HOST, GATES, *egress],
                    env=env, check=True, timeout=30)  # fmt: skip
     lines = (tmp_path / "rules").read_text().splitlines()
     assert lines[0] == "*filter" and lines[-1] == "COMMIT"  # the whole table, loaded in one step
@@ -36,6 +49,12 @@ def firewall(tmp_path: Path, *egress: str) -> list[str]:
 
 def test_closed_by_default_the_front_the_schema_and_the_resolvers_only(tmp_path: Path) -> None:
     assert firewall(tmp_path) == CLOSED + REFUSE_THE_REST
+
+
+def test_only_the_gates_and_the_schemas_instances_come_in_never_this_machine(tmp_path: Path) -> None:
+    rules = [rule for rule in firewall(tmp_path) if rule.startswith("-A INPUT")]
+
+    assert rules == IN  # the host's address on the schema's network is dropped before the schema is let in
 
 
 def test_an_integration_opens_its_hosts_addresses_on_its_port(tmp_path: Path) -> None:

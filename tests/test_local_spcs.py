@@ -13,6 +13,8 @@ import json
 import os
 import re
 import shutil
+import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -28,6 +30,7 @@ import requests
 import snowflake.connector
 
 from spcs_local.emulator import client_env, connection_params
+from spcs_local.local import Layout, snow_env
 from spcs_local.processes import free_port
 
 from .conftest import BASE_IMAGE, ROOT, without_snowflake_env
@@ -72,6 +75,8 @@ BLOCK_VOLUME_SPEC = """spec:
     - {name: kept, mountPath: /tmp}
   volumes:
   - {name: kept, source: block, size: 1Gi}
+  platformMonitor:
+    metricConfig: {groups: [system]}
 """
 CORS_SETTINGS = """    corsSettings:
       Access-Control-Allow-Origin: [https://app.example]
@@ -101,12 +106,9 @@ class Local:
         )  # fmt: skip
 
     def snow(self, *args: str) -> subprocess.CompletedProcess:
-        """The Snowflake CLI as the README shows it: SNOWFLAKE_HOME pointed at the local connection."""
-        env = {
-            **without_snowflake_env(),
-            "HOME": str(self.home),
-            "SNOWFLAKE_HOME": str(self.directory / "snowflake-home"),
-        }
+        """The Snowflake CLI as the README shows it, with what `make local-up` prints to export: SNOWFLAKE_HOME
+        pointed at the local connection, and the local CA trusted."""
+        env = {**without_snowflake_env(), "HOME": str(self.home), **snow_env(Layout(self.directory))}
         return subprocess.run([str(ROOT / ".snow-venv" / "bin" / "snow"), *args, "-c", "local"],
                               env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
 
@@ -199,6 +201,11 @@ def test_snow_shows_the_echo_service_running(local: Local) -> None:
     [
         ("spcs image-repository url tutorial_repository", "/tutorial_db/data_schema/tutorial_repository"),
         ("spcs image-repository list-images tutorial_repository", "my_echo_service_image"),
+        (
+            "spcs image-repository list-tags tutorial_repository --image-name "
+            "/TUTORIAL_DB/DATA_SCHEMA/tutorial_repository/my_echo_service_image",
+            '"/TUTORIAL_DB/DATA_SCHEMA/tutorial_repository/my_echo_service_image:latest"',
+        ),
         ("spcs image-registry url", "127.0.0.1:"),
         ("spcs image-registry token", '"token"'),
         ("spcs service list", "TUTORIAL_3_JOB_SERVICE"),
@@ -359,6 +366,28 @@ def test_only_the_local_spcs_containers_reach_the_emulator(local: Local, docker_
 
     assert stranger.splitlines() == [f"{urls[0]} 403", f"{urls[1]} unreachable"]
     # The local SPCS's own containers reached it: both jobs ran (test_make_deploy_runs_both_jobs_to_done...).
+
+
+def test_the_echo_services_port_is_closed_to_this_machine_except_through_its_gate(
+    local: Local, docker_client: docker.DockerClient
+) -> None:
+    """Only the local SPCS reaches an instance's ports: through its gate, with a certificate no other program
+    holds. The Echo service's own port is refused at each of its addresses (the host is on every Docker
+    network), and its gate, published on 127.0.0.1, closes on a client without that certificate."""
+    [guard] = [g for g in docker_client.containers.list(filters={"label": [local.label, "spcs-local.guard=1"]})
+               if "ECHO_SERVICE" in g.labels["spcs-local.workload"].upper()]  # fmt: skip
+    addresses = [n["IPAddress"] for n in guard.attrs["NetworkSettings"]["Networks"].values()]
+    [gate] = [int(bindings[0]["HostPort"]) for bindings in guard.attrs["NetworkSettings"]["Ports"].values()]
+    ca = local.directory / "snowflake" / "spcs" / "tls" / "ca.pem"
+
+    for address in addresses:
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((address, 8000), timeout=10)
+    with pytest.raises((ssl.SSLError, ConnectionError, urllib.error.URLError)):  # TLS 1.3: refused after the hello
+        urllib.request.urlopen(f"https://127.0.0.1:{gate}/healthcheck", timeout=10,
+                               context=ssl.create_default_context(cafile=ca))  # fmt: skip
+    # The local SPCS itself gets through: the Echo function answers (test_make_echo_query_calls_...).
+    assert len(addresses) == 2  # the schema's network and the local SPCS's own
 
 
 def test_a_container_gets_its_node_s_capacity_and_can_read_no_file_of_the_host(
@@ -697,6 +726,17 @@ def test_a_block_volume_survives_an_upgrade(local: Local) -> None:
 
         assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr
         assert "kept: first" in logs.stdout and "now: second" in logs.stdout, logs.stdout
+        # Its platformMonitor asks for the system metrics: Docker's, in the event table every few seconds.
+        cpu_rows = (
+            "SELECT count(*) FROM snowflake.telemetry.events WHERE record_type = 'METRIC' AND "
+            "resource_attributes:\"snow.service.name\" = 'KEEPER' AND record:metric.name = 'container.cpu.usage'"
+        )
+        deadline = time.monotonic() + 30
+        while local.sql(cpu_rows) == [(0,)]:
+            assert time.monotonic() < deadline, "no CPU metric within 30 s"
+            time.sleep(1)
+        metrics = local.snow("spcs", "service", "metrics", "keeper", "--container-name", "main", "--instance-id", "0")
+        assert "container.memory.usage" in metrics.stdout and "container.cpu.usage" in metrics.stdout, metrics.stdout
     finally:
         local.sql("DROP SERVICE IF EXISTS keeper")
 

@@ -492,7 +492,7 @@ def test_one_local_spcs_per_local_dir_whatever_the_ports(tmp_path) -> None:
 
         assert started.returncode == again.returncode == 0, started.stderr + again.stderr
         assert f"runs on 127.0.0.1:{first[0]}" in again.stdout and f"not on {second[0]}" in again.stdout
-        assert f"runs on 127.0.0.1:{first[1]}" in again.stdout
+        assert f"door is 127.0.0.1:{first[1]}, in the emulator, not on {second[1]}" in again.stdout
         assert sorted(pidfile.read_text() for pidfile in (tmp_path / "run").glob("*.pid")) == pids
         assert f"port = {first[0]}" in (tmp_path / "snowflake-home" / "connections.toml").read_text()
     finally:

@@ -36,7 +36,9 @@ def test_the_ca_is_made_once_and_its_keys_are_the_users_alone(tmp_path: Path) ->
     assert first.certificate.read_bytes() == again.certificate.read_bytes()  # still good: not made again
     modes = {file.name: stat.S_IMODE(file.stat().st_mode) for file in (tmp_path / "tls").iterdir()}
     assert modes == {"ca.pem": 0o644, "ca-key.pem": 0o600, "front.pem": 0o644, "front-key.pem": 0o600,
-                     "bundle.pem": 0o644}  # fmt: skip
+                     "bundle.pem": 0o644, "gate.pem": 0o644, "gate-key.pem": 0o600, "client.pem": 0o644,
+                     "client-key.pem": 0o600}  # fmt: skip
+    assert first.client.read_bytes() == again.client.read_bytes()  # the local SPCS's own, kept too
     assert stat.S_IMODE((tmp_path / "tls").stat().st_mode) == 0o700
     bundle = first.bundle.read_text()
     assert first.ca.read_text() in bundle and bundle.count("BEGIN CERTIFICATE") > 10  # the usual roots too

@@ -1,8 +1,8 @@
 """`python -m spcs_local.emulator`: the emulator in the foreground, as `make demo` and the tests run it.
 
 It prints the client environment as `export` lines and serves until SIGINT or SIGTERM. Data
-persists under --data-dir. `make local-up` runs the same in the background, with --registry: the
-local SPCS.
+persists under --data-dir. `make local-up` runs the same in the background, with --registry and
+--registry-upstream: the local SPCS.
 """
 
 import argparse
@@ -23,6 +23,11 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path(".local/snowflake"), help="where tables persist")
     parser.add_argument("--registry", help="host:port of the image registry: run SPCS services on Docker")
     parser.add_argument(
+        "--registry-upstream",
+        metavar="HOST:PORT",
+        help="where the image registry runs when the emulator serves its HTTPS door at --registry",
+    )
+    parser.add_argument(
         "--external-service",
         action="append",
         default=[],
@@ -38,13 +43,21 @@ def main() -> None:
         print(f"export {name}={shlex.quote(value)}")
     print(flush=True)
     try:
-        serve(args.host, args.port, args.data_dir, args.registry, args.poll_seconds, tuple(args.external_service))
+        serve(
+            args.host,
+            args.port,
+            args.data_dir,
+            args.registry,
+            args.poll_seconds,
+            tuple(args.external_service),
+            args.registry_upstream,
+        )
     except DataInUse as error:
         sys.exit(f"Can't start the emulator: {error}")
     except OSError as error:
         if error.errno != errno.EADDRINUSE:
             raise
-        sys.exit(f"Can't start the emulator: port {args.port} is in use; give it another --port.")
+        sys.exit(f"Can't start the emulator: port {args.port} or the registry's is in use; give it another.")
 
 
 if __name__ == "__main__":

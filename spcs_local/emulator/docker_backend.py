@@ -2,8 +2,9 @@
 
 - Images are pulled from the registry first, so that an image that was never pushed fails here too.
 - The containers of one instance share a network namespace (as in SPCS), which a small guard container
-  holds: it joins the schema's network with the service's DNS names, publishes the ports on 127.0.0.1,
-  and sets the namespace's firewall before any container of the spec starts. Port 443 of SNOWFLAKE_HOST
+  holds: it joins the schema's network with the service's DNS names, publishes a gate for each port on
+  127.0.0.1 (TLS, for the local SPCS's certificate alone: GATE), and sets the namespace's firewall before any
+  container of the spec starts. Port 443 of SNOWFLAKE_HOST
   goes to the emulator's HTTPS front; the services of the schema are reachable; egress goes only where the
   workload's integrations allow (host and port; a `*.domain` or `0.0.0.0` rule by port only); every other
   connection is refused at once. Only the guard has NET_ADMIN, so the spec's containers can't undo it.
@@ -22,6 +23,7 @@ import contextlib
 import hashlib
 import io
 import ipaddress
+import itertools
 import json
 import re
 import threading
@@ -38,6 +40,7 @@ import requests.exceptions
 from docker.models.containers import Container as DockerContainer
 
 from spcs_local.emulator.docker_containers import (
+    GATES,
     NAME,
     PROBES,
     archive,
@@ -48,11 +51,13 @@ from spcs_local.emulator.docker_containers import (
     state_of,
 )
 from spcs_local.emulator.probes import Prober, Watched
+from spcs_local.emulator.tls import TlsFiles, gate_context
 from spcs_local.emulator.workload import (
     BackendError,
     Container,
     ContainerState,
     Probe,
+    Usage,
     Workload,
     stamped,
 )
@@ -72,13 +77,25 @@ RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq 
 """
 # The firewall of a workload's network namespace, on its arguments: the front's address, SNOWFLAKE_PORT and
 # the port it goes to, the schema network's subnet, the resolvers Docker's DNS asks for other names (it asks
-# from the container's namespace), then each host:port allowed. The filter table is replaced whole, at once
-# (iptables-restore), so that a change never leaves a moment open.
+# from the container's namespace), the host's address on the schema network, the gates (gate:port, see
+# GATE), then each host:port allowed. The filter table is replaced whole, at once (iptables-restore), so that
+# a change never leaves a moment open. In: the gates, and the schema's other instances; not this machine
+# (the host is on every Docker network), nor another schema's instances on the front network.
 FIREWALL = """set -eu
-front=$1 snowflake=$2 port=$3 schema=$4 resolvers=$5
-shift 5
+front=$1 snowflake=$2 port=$3 schema=$4 resolvers=$5 host=$6 gates=$7
+shift 7
 rules() {
   printf '*filter\\n:INPUT ACCEPT [0:0]\\n:FORWARD ACCEPT [0:0]\\n:OUTPUT ACCEPT [0:0]\\n'
+  echo "-A INPUT -i lo -j ACCEPT"
+  echo "-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"
+  for gate in $gates; do
+    echo "-A INPUT -p tcp --dport ${gate%%:*} -j ACCEPT"
+  done
+  echo "-A INPUT -s $host -p tcp -j REJECT --reject-with tcp-reset"
+  echo "-A INPUT -s $host -j DROP"
+  echo "-A INPUT -s $schema -j ACCEPT"
+  echo "-A INPUT -p tcp -j REJECT --reject-with tcp-reset"
+  echo "-A INPUT -j DROP"
   echo "-A OUTPUT -o lo -j ACCEPT"
   echo "-A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"
   echo "-A OUTPUT -p tcp -d $front --dport $port -j ACCEPT"
@@ -103,16 +120,57 @@ rules() {
 }
 rules "$@" | iptables-restore -w
 """
-# The guard: the firewall, SNOWFLAKE_HOST:443 to the front, no IPv6; `ready`, then it holds the namespace.
+# The guard: the firewall, SNOWFLAKE_HOST:443 to the front, no IPv6; then the gates, which say `ready` and
+# hold the namespace.
 GUARD_SCRIPT = (
     FIREWALL
     + """
 iptables -w -t nat -A OUTPUT -p tcp -d "$front" --dport "$snowflake" -j DNAT --to-destination "$front:$port"
+if ip6tables -w -A INPUT -i lo -j ACCEPT 2>/dev/null; then ip6tables -w -A INPUT -j DROP; fi
 if ip6tables -w -A OUTPUT -o lo -j ACCEPT 2>/dev/null; then ip6tables -w -A OUTPUT -j REJECT; fi
-echo ready
-exec sleep infinity
+exec python3 /gate/gate.py $gates
 """
 )
+# The gates: how the local SPCS reaches an instance's ports, published on 127.0.0.1. Each gate is a TLS port
+# that asks for a certificate of the local CA, which the local SPCS alone holds (tls.gate_context), and passes
+# the connection on to its port inside the namespace: no other program on this machine gets through, and the
+# ports themselves are closed to it (FIREWALL). Bytes pass as they come, a bounded buffer at a time.
+GATE = b"""import asyncio, os, ssl, sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))  # with its certificate and the CA's
+
+async def pipe(reader, writer):
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    finally:
+        writer.close()
+
+def gate(port):
+    async def serve(reader, writer):
+        try:
+            inner_reader, inner_writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(pipe(reader, inner_writer), pipe(inner_reader, writer), return_exceptions=True)
+    return serve
+
+async def main(gates):
+    asyncio.get_running_loop().set_exception_handler(lambda loop, context: None)  # a stranger's handshake
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=os.path.join(HERE, "ca.pem"))
+    context.load_cert_chain(os.path.join(HERE, "gate.pem"), os.path.join(HERE, "gate-key.pem"))
+    context.verify_mode = ssl.CERT_REQUIRED
+    for pair in gates:
+        outer, inner = (int(number) for number in pair.split(":"))
+        await asyncio.start_server(gate(inner), "0.0.0.0", outer, ssl=context, ssl_handshake_timeout=10)
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main(sys.argv[1:]))
+"""
+GATES_FROM = 61000  # the first gate's port inside the namespace; a port of the spec's own is passed over
 
 
 class DockerBackend:
@@ -121,6 +179,12 @@ class DockerBackend:
         self.lock = threading.Lock()  # networks are created on first use, from several threads
         self.image_lock = threading.Lock()  # and the guard's image
         self.prober = Prober(self.restart_container)
+        self.tls: TlsFiles | None = None
+
+    def use_certificates(self, files: TlsFiles) -> None:
+        """The gates' certificate, and the local SPCS's own, with which it calls them (the probes too)."""
+        self.tls = files
+        self.prober.context = gate_context(files)
 
     @classmethod
     def connect(cls, instance: str) -> "DockerBackend | None":
@@ -206,20 +270,25 @@ class DockerBackend:
 
     def create_guard(self, workload: Workload) -> DockerContainer:
         """The container that holds the workload's network namespace and sets its firewall."""
+        if self.tls is None:
+            raise BackendError("The local SPCS has no certificates for the instances' gates.")
         network, front = self.network(workload.network), self.network("front")
         gateway, _ = gateway_of(front)
+        host, schema = gateway_of(network)
         ports = [str(port) for port in workload.front]
-        schema = network.attrs["IPAM"]["Config"][0]["Subnet"]
+        gates = gates_for(workload.ports)
+        arguments = [gateway, *ports, str(schema), " ".join(resolvers()), host,
+                     " ".join(f"{gate}:{port}" for port, gate in gates.items())]  # fmt: skip
         endpoint = self.client.api.create_endpoint_config(aliases=list(workload.hostnames))
         try:
             guard = self.client.containers.create(
                 self.guard_image(),
-                ["sh", "-c", GUARD_SCRIPT, "guard", gateway, *ports, schema, " ".join(resolvers()), *workload.egress],
+                ["sh", "-c", GUARD_SCRIPT, "guard", *arguments, *workload.egress],
                 name=self.name(workload.key, "_guard"),
-                labels={INSTANCE: self.instance, WORKLOAD: workload.key, GUARD: "1"},
+                labels={INSTANCE: self.instance, WORKLOAD: workload.key, GUARD: "1", GATES: json.dumps(gates)},
                 network=network.name,  # no hostname: Docker would make it a name on the front network too
                 networking_config={network.name: endpoint},
-                ports={f"{port}/tcp": ("127.0.0.1", None) for port in workload.ports},
+                ports={f"{gate}/tcp": ("127.0.0.1", None) for gate in gates.values()},
                 extra_hosts=workload.extra_hosts,
                 cap_drop=["ALL"],
                 cap_add=["NET_ADMIN", "NET_RAW"],
@@ -227,6 +296,9 @@ class DockerBackend:
                 mem_limit=64 * 2**20,
             )
             front.connect(guard)
+            gate = {"gate.py": GATE, "ca.pem": self.tls.ca.read_bytes(), "gate.pem": self.tls.gate.read_bytes(),
+                    "gate-key.pem": self.tls.gate_key.read_bytes()}  # fmt: skip
+            guard.put_archive("/", archive({f"/gate/{name}": (data, 0o400) for name, data in gate.items()}, (0, 0)))
         except docker.errors.DockerException as error:
             raise BackendError(f"The network of {workload.key} could not be set up: {explain(error)}") from None
         return guard
@@ -288,7 +360,7 @@ class DockerBackend:
         guard = self.guard(key)
         if guard is None or guard.status != "running":
             return  # nothing runs: the workload gets its egress when it starts
-        fixed = guard.attrs["Config"]["Cmd"][3:9]  # $0, the front, its ports, the schema, the resolvers
+        fixed = guard.attrs["Config"]["Cmd"][3:11]  # $0, the front, its ports, the schema, resolvers, host, gates
         try:
             result = guard.exec_run(["sh", "-c", FIREWALL, *fixed, *egress])
         except docker.errors.DockerException as error:
@@ -296,6 +368,16 @@ class DockerBackend:
         if result.exit_code != 0:
             problem = " ".join(result.output.decode(errors="replace").split())
             raise BackendError(f"The firewall of {key} could not be changed: {problem}")
+
+    def usage(self, key: str) -> dict[str, Usage]:
+        found = {}
+        for container in [c for c in self.guarded(key)[1] if c.status == "running"]:
+            with contextlib.suppress(docker.errors.DockerException, KeyError, TypeError):  # one that just stopped
+                stats = container.stats(stream=False, one_shot=True)
+                found[container.labels.get(NAME, container.name)] = Usage(
+                    stats["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9, int(stats["memory_stats"]["usage"])
+                )
+        return found
 
     def name(self, key: str, name: str) -> str:
         """A container's or a volume's name: readable, and unique per workload whatever its name holds."""
@@ -360,11 +442,11 @@ class DockerBackend:
         if self.prober.seen(container.id) or guard is None or container.attrs["State"]["Status"] != "running":
             return
         probes = json.loads(container.labels.get(PROBES) or "{}")
-        host_ports = published(guard)
+        urls = published(guard)
         targets = []
         for kind in ("readiness", "liveness"):
             probe = Probe(*probes[kind]) if probes.get(kind) else None
-            targets.append((f"http://127.0.0.1:{host_ports.get(probe.port, 0)}{probe.path}", probe) if probe else None)
+            targets.append((f"{urls.get(probe.port, 'https://127.0.0.1:0')}{probe.path}", probe) if probe else None)
         self.prober.watch(container.id, *targets)
 
     def restart_container(self, container_id: str) -> datetime | None:
@@ -456,6 +538,12 @@ def gateway_of(network: Any) -> tuple[str, ipaddress.IPv4Network | ipaddress.IPv
     config = network.attrs["IPAM"]["Config"][0]
     subnet = ipaddress.ip_network(config["Subnet"])
     return config.get("Gateway") or str(next(subnet.hosts())), subnet
+
+
+def gates_for(ports: tuple[int, ...]) -> dict[int, int]:
+    """A gate for each port, on ports of the namespace the spec doesn't use."""
+    free = (gate for gate in itertools.count(GATES_FROM) if gate not in ports)
+    return {port: next(free) for port in sorted(ports)}
 
 
 def resolvers() -> list[str]:

@@ -16,16 +16,19 @@ from spcs_local.emulator.workload import ContainerState, parse_timestamp
 
 NAME = "spcs-local.container"  # the labels on a container of a spec: its name in the spec
 PROBES = "spcs-local.probes"  # and its probes
+GATES = "spcs-local.gates"  # on a guard: its gates, port -> gate
 PENDING = "Waiting to start."
 
 
-def published(guard: DockerContainer) -> dict[int, int]:
-    """The guard's ports as published on 127.0.0.1: container port -> host port."""
-    return {
+def published(guard: DockerContainer) -> dict[int, str]:
+    """Where the local SPCS reaches each port of the guard's namespace: its gate, published on 127.0.0.1."""
+    host_ports = {
         int(port.split("/")[0]): int(bindings[0]["HostPort"])
         for port, bindings in (guard.attrs["NetworkSettings"].get("Ports") or {}).items()
         if bindings
     }
+    gates = json.loads(guard.labels.get(GATES) or "{}")
+    return {int(port): f"https://127.0.0.1:{host_ports[gate]}" for port, gate in gates.items() if gate in host_ports}
 
 
 def state_of(container: DockerContainer, guard: DockerContainer | None, prober: Prober) -> ContainerState:
@@ -33,7 +36,7 @@ def state_of(container: DockerContainer, guard: DockerContainer | None, prober: 
     address are its guard's, whose network namespace it shares."""
     state = container.attrs["State"]
     exit_code = state.get("ExitCode") if state["Status"] in ("exited", "dead", "restarting") else None
-    host_ports = published(guard) if guard else {}
+    urls = published(guard) if guard else {}
     watched = prober.seen(container.id) or Watched()
     if state["Status"] == "running":
         probe = (json.loads(container.labels.get(PROBES) or "{}")).get("readiness")
@@ -69,7 +72,7 @@ def state_of(container: DockerContainer, guard: DockerContainer | None, prober: 
         started=parse_time(state.get("StartedAt")),
         restarts=container.attrs.get("RestartCount", 0) + watched.restarts,
         last_restart=watched.restarted_at,
-        ports=host_ports,
+        urls=urls,
         ip=next((n.get("IPAddress") for n in networks.values() if n.get("IPAddress")), None),
     )
 

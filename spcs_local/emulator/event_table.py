@@ -44,9 +44,13 @@ def row(record: Record) -> list[Any]:
         "snow.service.instance": str(record.instance), "snow.service.container.name": record.container,
         "snow.service.container.instance": str(record.instance), "snow.compute_pool.name": record.compute_pool,
     }  # fmt: skip
-    body = {"severity_text": record.severity} | ({"name": record.name} if record.name else {})
+    if record.kind == "METRIC":
+        body = {"metric": {"name": record.name, "unit": record.unit}, "metric_type": "gauge"}
+    else:
+        body = {"severity_text": record.severity} | ({"name": record.name} if record.name else {})
     value = json.dumps(record.value)
-    return [at, None, at, None, None, json.dumps(resource), json.dumps(PLATFORM if record.kind == "EVENT" else {}),
+    scope = PLATFORM if record.kind in ("EVENT", "METRIC") else {}
+    return [at, None, at, None, None, json.dumps(resource), json.dumps(scope),
             None, record.kind, json.dumps(body), json.dumps({}), value, None]  # fmt: skip
 
 

@@ -22,6 +22,7 @@ import html
 import logging
 import secrets
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -31,8 +32,10 @@ from urllib.parse import parse_qs, quote
 import httpx
 import uvicorn
 
+from spcs_local.emulator import proxy
 from spcs_local.emulator.catalog import Catalog, Service
-from spcs_local.emulator.guard import HEADER_BYTES, Doors, Refused, Sessions, body_chunks, header, read_body
+from spcs_local.emulator.guard import HEADER_BYTES, Doors, Refused, Sessions, header, read_body
+from spcs_local.emulator.proxy import ResponseStarted, Unreachable, headers_of, respond
 from spcs_local.emulator.results import SnowflakeError
 
 logger = logging.getLogger(__name__)
@@ -43,8 +46,6 @@ IDLE_SECONDS = 90
 URL_SECONDS = 2.0  # how long a lookup of an endpoint's READY instances holds
 BODY_BYTES = 32 * 2**20
 LOGIN_FORM_BYTES = 8 * 2**10
-HOP_BY_HOP = {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te", b"trailer",
-              b"transfer-encoding", b"upgrade", b"host"}  # fmt: skip
 LOGIN_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Sign in to Snowflake</title></head>
 <body><h1>Sign in to Snowflake</h1><p>The local SPCS's user and password open {service}'s endpoint.</p>
 <form method="post" action="{login}"><input type="hidden" name="next" value="{next}">
@@ -53,19 +54,13 @@ LOGIN_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Sign in 
 <button type="submit">Sign in</button></form>{problem}</body></html>"""
 
 
-class ResponseStarted(Exception):
-    """The service's answer broke off after its start was sent on."""
-
-
-class Unreachable(Exception):
-    """The instance refused the connection: nothing of the request was sent."""
-
-
 class Ingress:
     def __init__(
-        self, catalog: Catalog, user_of: Callable[[str], str | None], password_ok: Callable[[str, str], bool]
-    ) -> None:
+        self, catalog: Catalog, user_of: Callable[[str], str | None], password_ok: Callable[[str, str], bool],
+        context: ssl.SSLContext | None = None,
+    ) -> None:  # fmt: skip
         self.catalog, self.user_of, self.password_ok = catalog, user_of, password_ok
+        self.context = context  # for the instances' gates (https)
         self.browsers: Sessions[str] = Sessions(lambda cookie, user: None)  # cookie -> user
         self.loop = asyncio.new_event_loop()
         self.servers: dict[int, tuple[uvicorn.Server, concurrent.futures.Future]] = {}  # port -> its server, serving
@@ -224,30 +219,13 @@ class Ingress:
         ingress cookie stay behind."""
         if self.client is None:
             timeout = httpx.Timeout(IDLE_SECONDS, connect=10.0)
-            self.client = httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False)
-        headers = [(name, value) for name, value in scope["headers"] if sent_on(name)]
+            verify = self.context or True
+            self.client = httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False, verify=verify)
+        headers = headers_of(scope, sent_on)
         cookies = without_ours(header(scope, b"cookie"))
         headers += ([(b"cookie", cookies.encode("latin-1"))] if cookies else []) + caller
         url = base + quote(scope["path"]) + (f"?{scope['query_string'].decode()}" if scope.get("query_string") else "")
-        request = self.client.build_request(scope["method"], url, headers=headers,
-                                            content=body_chunks(scope, receive, BODY_BYTES))  # fmt: skip
-        try:
-            reply = await self.client.send(request, stream=True)
-        except httpx.ConnectError:  # nothing of the request went: it can go to another instance
-            raise Unreachable from None
-        except httpx.HTTPError as error:
-            raise Refused(502, f"The service did not answer: {type(error).__name__}.") from None
-        try:
-            kept = [(n, v) for n, v in reply.headers.raw if n.lower() not in HOP_BY_HOP]
-            await send({"type": "http.response.start", "status": reply.status_code, "headers": kept + cors})
-            try:
-                async for chunk in reply.aiter_raw():
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            except httpx.HTTPError:
-                raise ResponseStarted from None
-            await send({"type": "http.response.body", "body": b""})
-        finally:
-            await reply.aclose()
+        await proxy.forward(self.client, scope, receive, send, url, headers, BODY_BYTES, cors)
 
 
 def cors_headers(service: Service, endpoint: str, origin: str) -> list[tuple[bytes, bytes]]:
@@ -270,9 +248,7 @@ def executes_as_caller(service: Service) -> bool:
 
 
 def sent_on(name: bytes) -> bool:
-    lowered = name.lower()
-    return not (lowered in HOP_BY_HOP or lowered.startswith(b"sf-context-")
-                or lowered in (b"authorization", b"cookie"))  # fmt: skip
+    return not (name.startswith(b"sf-context-") or name in (b"authorization", b"cookie"))
 
 
 def cookie_of(scope: dict) -> str:
@@ -291,9 +267,3 @@ def without_ours(cookies: str) -> str:
 
 def expired_cookie() -> bytes:
     return f"{COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax".encode()
-
-
-async def respond(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    length = [(b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers + length})
-    await send({"type": "http.response.body", "body": body})

@@ -7,6 +7,7 @@ container; each probe has a one-second timeout, so a container that never answer
 It knows nothing of Docker: it gets URLs, and a function that restarts a container by its id.
 """
 
+import ssl
 import threading
 import time
 import urllib.error
@@ -49,6 +50,7 @@ class Prober:
     lock: threading.Lock = field(default_factory=threading.Lock)
     stop: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
+    context: ssl.SSLContext | None = None  # for probes through the instances' gates (https)
 
     def watch(self, container_id: str, readiness: tuple[str, Probe] | None, liveness: tuple[str, Probe] | None) -> None:
         """Probe the container from now on (once: watching it again changes nothing)."""
@@ -88,14 +90,14 @@ class Prober:
     def probe(self, container_id: str, watched: Watched, now: float) -> None:
         readiness, liveness = watched.readiness, watched.liveness
         if readiness and readiness.due <= now:
-            passed = answers(readiness.url)
+            passed = answers(readiness.url, self.context)
             record(readiness, passed, now, STARTING_PERIOD if not readiness.passed and not passed else None)
             if passed:
                 watched.ready = True
             elif readiness.failures >= readiness.probe.failure_threshold and readiness.passed:
                 watched.ready = False
         if liveness and liveness.due <= now:
-            record(liveness, answers(liveness.url), now)
+            record(liveness, answers(liveness.url, self.context), now)
             if liveness.failures >= liveness.probe.failure_threshold:
                 self.restart_container(container_id, watched)
 
@@ -120,9 +122,9 @@ def record(check: Check, passed: bool, now: float, sooner: float | None = None) 
     check.due = now + (sooner if sooner is not None else check.probe.period_seconds)
 
 
-def answers(url: str) -> bool:
+def answers(url: str, context: ssl.SSLContext | None = None) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT) as reply:
+        with urllib.request.urlopen(url, timeout=TIMEOUT, context=context) as reply:
             return reply.status == 200
     except (urllib.error.URLError, OSError, ValueError):
         return False

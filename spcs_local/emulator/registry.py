@@ -1,8 +1,9 @@
 """The image registry: Debian's `docker-registry` (the Distribution registry), and what it holds.
 
-`make local-up` runs it on 127.0.0.1 with the config `config()` writes, storage under .local/registry.
-It takes no login: it listens on loopback only, and Docker allows plain HTTP there. `snow spcs
-image-registry login` still runs `docker login`, which such a registry accepts.
+`make local-up` runs it on a free port of 127.0.0.1 with the config `config()` writes, storage under
+.local/registry. Docker and `snow` reach it through its door in the emulator (`registry_front`), over HTTPS at
+the repository URLs' host, as an account's registry. It takes no login: it listens on loopback only.
+`snow spcs image-registry login` still runs `docker login`, which it accepts.
 `Registry` reads and deletes what was pushed, through the registry's HTTP API (v2).
 """
 
@@ -32,13 +33,14 @@ INSTALL_HINT = (
 
 
 def config(storage: Path, port: int) -> str:
-    """The registry's own config: loopback only, storage of ours, deletes allowed (DROP IMAGE REPOSITORY)."""
+    """The registry's own config: loopback only, storage of ours, deletes allowed (DROP IMAGE REPOSITORY),
+    and relative URLs in its answers, which go out through its door at another address."""
     return json.dumps(
         {
             "version": 0.1,
             "log": {"level": "warn", "accesslog": {"disabled": True}},
             "storage": {"filesystem": {"rootdirectory": str(storage.resolve())}, "delete": {"enabled": True}},
-            "http": {"addr": f"127.0.0.1:{port}"},
+            "http": {"addr": f"127.0.0.1:{port}", "relativeurls": True},
         },
         indent=1,
     )
@@ -52,11 +54,13 @@ def command(config_file: Path) -> list[str]:
 
 
 class Registry:
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, upstream: str | None = None) -> None:
         self.address = address  # host:port, as image tags name it
+        self.upstream = upstream or address  # host:port where the registry itself answers, behind its door
 
     def request(self, method: str, path: str, accept: str = "application/json") -> tuple[int, dict, bytes]:
-        request = urllib.request.Request(f"http://{self.address}/v2/{path}", method=method, headers={"Accept": accept})
+        url = f"http://{self.upstream}/v2/{path}"
+        request = urllib.request.Request(url, method=method, headers={"Accept": accept})
         try:
             with urllib.request.urlopen(request, timeout=10) as reply:
                 return reply.status, dict(reply.headers), reply.read()

@@ -25,6 +25,7 @@ import http.client
 import itertools
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -102,11 +103,13 @@ class Caller:
     batches at once, so a slow service holds back only its own calls. Batches take turns among the service's
     READY instances; one to an instance that went away is retried on another."""
 
-    def __init__(self, instance_urls: Callable[[ServiceFunction], list[str]]) -> None:
+    def __init__(
+        self, instance_urls: Callable[[ServiceFunction], list[str]], context: ssl.SSLContext | None = None
+    ) -> None:
         self.instance_urls = instance_urls
         self.pools: dict[str, ThreadPoolExecutor] = {}
         self.lock = threading.Lock()
-        self.http = Http()
+        self.http = Http(context)
         self.sites: dict[str, Site] = {}
         self.queries: dict[str, threading.Event] = {}  # query id -> set when it is cancelled
 
@@ -212,9 +215,16 @@ class Http:
     closes a request's socket at its deadline or when its query is cancelled: a batch's time stays bounded
     whatever the service does, even sending a byte a second."""
 
-    def __init__(self) -> None:
+    def __init__(self, context: ssl.SSLContext | None = None) -> None:
         self.local = threading.local()
         self.watchdog = Watchdog()
+        self.context = context  # for https: an instance's gate
+
+    def connection(self, url: str) -> http.client.HTTPConnection:
+        parts = urlsplit(url)
+        if parts.scheme == "https":
+            return http.client.HTTPSConnection(parts.hostname or "", parts.port, context=self.context)
+        return http.client.HTTPConnection(parts.hostname or "", parts.port)
 
     def exchange(
         self, method: str, url: str, body: bytes | None, headers: dict, deadline: float, cancelled: threading.Event
@@ -222,7 +232,7 @@ class Http:
         parts = urlsplit(url)
         connections = self.local.__dict__.setdefault("connections", {})
         reused = parts.netloc in connections
-        connection = connections.pop(parts.netloc, None) or http.client.HTTPConnection(parts.hostname, parts.port)
+        connection = connections.pop(parts.netloc, None) or self.connection(url)
         try:
             status, data = self.once(connection, method, parts.path, body, headers, deadline, cancelled)
         except (ConnectionError, http.client.HTTPException) as error:
@@ -230,7 +240,7 @@ class Http:
             if not reused or time.monotonic() >= deadline or cancelled.is_set():
                 raise Unreachable(str(error)) from None
             # The service closed the idle connection it had kept alive: once more, on a new one.
-            connection = http.client.HTTPConnection(parts.hostname, parts.port)
+            connection = self.connection(url)
             try:
                 status, data = self.once(connection, method, parts.path, body, headers, deadline, cancelled)
             except (ConnectionError, http.client.HTTPException) as again:

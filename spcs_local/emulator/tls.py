@@ -1,4 +1,5 @@
-"""The local CA and the certificate of the Snowflake front that containers reach over HTTPS, as in SPCS.
+"""The local CA and the certificate of the Snowflake front that containers reach over HTTPS, as in SPCS; and
+the guards' and the local SPCS's own, with which it alone reaches the instances' ports (`docker_backend`).
 
 The CA is made once and kept under the local SPCS's data dir (its key 0600); the front's certificate is
 made again when its names change or it nears its end. Containers trust the CA through the standard trust
@@ -23,6 +24,7 @@ from spcs_local.emulator.atomic import write
 
 CA_DAYS, SERVER_DAYS, RENEW_DAYS = 3650, 397, 30
 ORGANIZATION = "spcs-tutorials local SPCS"
+CLIENT_NAME = "emulator.local-spcs.internal"  # the local SPCS's own certificate's name
 
 
 @dataclass(frozen=True)
@@ -31,32 +33,40 @@ class TlsFiles:
     key: Path
     ca: Path
     bundle: Path  # the host's roots and the CA: what containers trust
+    gate: Path  # the guards' certificate, at 127.0.0.1: where the local SPCS reaches an instance's ports
+    gate_key: Path
+    client: Path  # the local SPCS's own, which the guards ask for: no other program gets through them
+    client_key: Path
 
 
 def ensure(folder: Path, names: tuple[str, ...], addresses: tuple[str, ...] = ()) -> TlsFiles:
-    """The CA and a certificate for the front's host names and addresses, made or renewed as needed."""
+    """The CA, a certificate for the front's host names and addresses, and the guards' and the local SPCS's
+    own, made or renewed as needed."""
     folder = folder.resolve()  # containers mount the bundle by its absolute path
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     ca_file, ca_key_file = folder / "ca.pem", folder / "ca-key.pem"
+    names_on_disk = ("front", "front-key", "ca", "bundle", "gate", "gate-key", "client", "client-key")
+    files = TlsFiles(*(folder / f"{name}.pem" for name in names_on_disk))
     if not (ca_file.exists() and ca_key_file.exists()) or expiring(load(ca_file)):
         ca_key = ec.generate_private_key(ec.SECP256R1())
         write(ca_key_file, private_pem(ca_key), 0o600)
         write(ca_file, certificate_authority(ca_key).public_bytes(serialization.Encoding.PEM), 0o644)
-        (folder / "front.pem").unlink(missing_ok=True)
+        for issued in (files.certificate, files.gate, files.client):
+            issued.unlink(missing_ok=True)
     ca_cert = load(ca_file)
     ca_key = serialization.load_pem_private_key(ca_key_file.read_bytes(), password=None)
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
-    files = TlsFiles(folder / "front.pem", folder / "front-key.pem", ca_file, folder / "bundle.pem")
-    wanted = sorted(names) + sorted(addresses)
-    if (
-        not files.certificate.exists()
-        or expiring(load(files.certificate))
-        or alt_names(load(files.certificate)) != wanted
+    for certificate, key, usage, (wanted_names, wanted_addresses) in (
+        (files.certificate, files.key, ExtendedKeyUsageOID.SERVER_AUTH, (names, addresses)),
+        (files.gate, files.gate_key, ExtendedKeyUsageOID.SERVER_AUTH, (("localhost",), ("127.0.0.1",))),
+        (files.client, files.client_key, ExtendedKeyUsageOID.CLIENT_AUTH, ((CLIENT_NAME,), ())),
     ):
-        key = ec.generate_private_key(ec.SECP256R1())
-        write(files.key, private_pem(key), 0o600)
-        chain = server_certificate(key, ca_cert, ca_key, names, addresses).public_bytes(serialization.Encoding.PEM)
-        write(files.certificate, chain + ca_file.read_bytes(), 0o644)
+        wanted = sorted(wanted_names) + sorted(wanted_addresses)
+        if not certificate.exists() or expiring(load(certificate)) or alt_names(load(certificate)) != wanted:
+            private = ec.generate_private_key(ec.SECP256R1())
+            write(key, private_pem(private), 0o600)
+            issued = issue(private, ca_cert, ca_key, wanted_names, wanted_addresses, usage)
+            write(certificate, issued.public_bytes(serialization.Encoding.PEM) + ca_file.read_bytes(), 0o644)
     write(files.bundle, host_roots() + b"\n" + ca_file.read_bytes(), 0o644)
     return files
 
@@ -80,12 +90,13 @@ def certificate_authority(key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
     )
 
 
-def server_certificate(
+def issue(
     key: ec.EllipticCurvePrivateKey,
     ca: x509.Certificate,
     ca_key: ec.EllipticCurvePrivateKey,
     names: tuple[str, ...],
     addresses: tuple[str, ...],
+    usage: x509.ObjectIdentifier = ExtendedKeyUsageOID.SERVER_AUTH,
 ) -> x509.Certificate:
     start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)
     alternatives = [x509.DNSName(name) for name in sorted(names)]
@@ -101,7 +112,7 @@ def server_certificate(
         .add_extension(x509.SubjectAlternativeName(alternatives), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(key_usage(ca=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
@@ -120,6 +131,14 @@ def server_context(files: TlsFiles) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(files.certificate, files.key)
+    return context
+
+
+def gate_context(files: TlsFiles) -> ssl.SSLContext:
+    """How the local SPCS calls an instance's ports through its guard: with its own certificate, trusting
+    only the local CA."""
+    context = ssl.create_default_context(cafile=files.ca)
+    context.load_cert_chain(files.client, files.client_key)
     return context
 
 

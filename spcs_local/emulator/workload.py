@@ -51,7 +51,7 @@ class Container:
 @dataclass(frozen=True)
 class Workload:
     """An instance of a service or a job. Its containers share one network namespace, as in SPCS: one
-    set of DNS names on the schema's network, and its ports published on 127.0.0.1 so the host reaches them.
+    set of DNS names on the schema's network, and its ports reachable by the local SPCS alone.
     From it they reach the Snowflake front (SNOWFLAKE_HOST, port 443), the services of their schema, and the
     `egress` ("host:port", "*.domain:port", "0.0.0.0:port") their integrations allow; nothing else."""
 
@@ -78,9 +78,17 @@ class ContainerState:
     started: datetime | None = None
     restarts: int = 0
     last_restart: datetime | None = None
-    ports: dict[int, int] = field(default_factory=dict)  # container port -> port on 127.0.0.1
+    urls: dict[int, str] = field(default_factory=dict)  # container port -> where the local SPCS reaches it
     ip: str | None = None
     instance: int = 0  # of its service, or its job's replica
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a running container has used: CPU time since it started, and memory now."""
+
+    cpu_seconds: float
+    memory_bytes: int
 
 
 class BackendError(Exception):
@@ -110,6 +118,10 @@ class Backend(Protocol):
 
     def set_egress(self, key: str, egress: tuple[str, ...]) -> None:
         """Where a running workload may connect from now on (Workload.egress)."""
+        ...
+
+    def usage(self, key: str) -> dict[str, Usage]:
+        """What each running container of the workload uses, by its name in the spec."""
         ...
 
     def build(self, files: dict[str, bytes], reference: str, log: Callable[[str], None]) -> bool:

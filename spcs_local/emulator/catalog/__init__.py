@@ -82,6 +82,7 @@ class Catalog(Builds, PoolsAndRepositories, Services, Telemetry, Workloads):
         self.record: Callable[[ObjectName, list[Record]], None] = lambda table, records: None  # to the event table
         self.seen: dict[tuple[str, int, str], tuple[str, str]] = {}  # container -> its last status and message
         self.exported: dict[tuple[str, int, str], datetime] = {}  # container -> its last line in the event table
+        self.cpu_seen: dict[tuple[str, int, str], tuple[float, float]] = {}  # container -> when, its CPU seconds
         self.secrets = SecretStore(path.parent / "secrets.json")  # apart from the catalog's file: mode 0600
         self.access = Access(path.parent / "access.json")
         self.access.on_changed = self.refresh_egress

@@ -228,7 +228,8 @@ class ServiceFunction:
 
 @dataclass(frozen=True)
 class Record:
-    """A row for the account's event table: a line a container logged, or a platform event of one."""
+    """A row for the account's event table: a line a container logged, a platform event or a platform metric of
+    one."""
 
     at: datetime
     database: str
@@ -237,10 +238,11 @@ class Record:
     compute_pool: str
     instance: int
     container: str
-    kind: str  # LOG or EVENT
-    value: Any  # a log's line; an event's details
+    kind: str  # LOG, EVENT or METRIC
+    value: Any  # a log's line; an event's details; a metric's value
     severity: str = "INFO"
-    name: str | None = None  # an event's name, such as CONTAINER.STATUS_CHANGE
+    name: str | None = None  # an event's name, such as CONTAINER.STATUS_CHANGE, or a metric's
+    unit: str | None = None  # a metric's
 
 
 DEFAULT_EVENT_TABLE = "SNOWFLAKE.TELEMETRY.EVENTS"  # the account's, as Snowflake makes it
@@ -445,5 +447,6 @@ def decode(cls: type, record: dict[str, Any]) -> Any:
 
 def decode_state(record: dict[str, Any]) -> ContainerState:
     started = record.get("started")
-    ports = {int(port): host for port, host in (record.get("ports") or {}).items()}
-    return ContainerState(**{**record, "started": started and datetime.fromisoformat(started), "ports": ports})
+    record = {key: value for key, value in record.items() if key != "ports"}  # earlier versions': gone anyway
+    urls = {int(port): url for port, url in (record.get("urls") or {}).items()}
+    return ContainerState(**{**record, "started": started and datetime.fromisoformat(started), "urls": urls})

@@ -507,9 +507,9 @@ class Services:
         port = next(e for e in service.document["spec"].get("endpoints") or [] if e["name"] == endpoint).get("port")
         urls = []
         for states in ready_instances(view.containers).values():
-            host_ports = {inside: host for state in states for inside, host in state.ports.items()}
-            if port in host_ports:
-                urls.append(f"http://127.0.0.1:{host_ports[port]}")
+            reached = {inside: url for state in states for inside, url in state.urls.items()}
+            if port in reached:
+                urls.append(reached[port])
         if not urls:
             raise invalid(f"Service {service.name} is {view.status}: no instance of it is READY.")
         return urls

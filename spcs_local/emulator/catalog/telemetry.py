@@ -1,8 +1,10 @@
 """What the local SPCS puts in the account's event table, as SPCS does: a platform event each time a container's
-status changes, and the lines a spec's `logExporters.eventTableConfig.logLevel` exports (INFO: all it logs;
-ERROR: what it writes to stderr), also after its containers are gone. And the account's EVENT_TABLE parameter.
+status changes, the lines a spec's `logExporters.eventTableConfig.logLevel` exports (INFO: all it logs;
+ERROR: what it writes to stderr), also after its containers are gone, and the platform metrics its
+`platformMonitor` asks for. And the account's EVENT_TABLE parameter.
 No SQL: the records go to `record`, which the emulator wires to the event table."""
 
+import time
 from datetime import UTC, datetime
 
 from spcs_local.emulator.catalog.objects import (
@@ -47,6 +49,7 @@ class Telemetry:
                 continue
             view = self.view(service)
             records += self.status_changes(service, view.containers)
+            records += self.metrics(service, view.containers)
             level = exported_level(service)
             if level and not service.outcome and self.backend is not None:
                 for state in view.containers:
@@ -67,6 +70,31 @@ class Telemetry:
                 value = {"status": state.status, "message": state.message}
                 changed.append(self.record_of(service, state, "EVENT", value, severity, STATUS_CHANGE))
         return changed
+
+    def metrics(self, service: Service, states: list[ContainerState]) -> list[Record]:
+        """The platform metrics of the groups the spec's platformMonitor asks for: `system` (CPU in cores over
+        the last look, memory in bytes) and `status` (restarts)."""
+        groups = monitored_groups(service)
+        if not groups or self.backend is None or service.outcome:
+            return []
+        records = []
+        for instance in sorted({state.instance for state in states}):
+            used = self.backend.usage(service.instance_key(instance)) if "system" in groups else {}
+            for state in [state for state in states if state.instance == instance]:
+                measured: list[tuple[str, float, str]] = []
+                if state.name in used:
+                    key, now = (service.workload_key, instance, state.name), time.monotonic()
+                    before = self.cpu_seen.get(key)
+                    self.cpu_seen[key] = (now, used[state.name].cpu_seconds)
+                    if before and now > before[0]:
+                        cores = max(0.0, used[state.name].cpu_seconds - before[1]) / (now - before[0])
+                        measured.append(("container.cpu.usage", round(cores, 4), "cpu"))
+                    measured.append(("container.memory.usage", used[state.name].memory_bytes, "bytes"))
+                if "status" in groups:
+                    measured.append(("container.restarts", state.restarts, "count"))
+                records += [self.record_of(service, state, "METRIC", value, "INFO", name, unit=unit)
+                            for name, value, unit in measured]  # fmt: skip
+        return records
 
     def new_lines(self, service: Service, state: ContainerState, text: str) -> list[Record]:
         """The stamped lines of `text` after the last one exported, as LOG records."""
@@ -95,10 +123,16 @@ class Telemetry:
     @staticmethod
     def record_of(
         service: Service, state: ContainerState, kind: str, value: object, severity: str, name: str | None,
-        at: datetime | None = None,
+        at: datetime | None = None, unit: str | None = None,
     ) -> Record:  # fmt: skip
         return Record(at or datetime.now(UTC), service.database, service.schema, service.name, service.compute_pool,
-                      state.instance, state.name, kind, value, severity, name)  # fmt: skip
+                      state.instance, state.name, kind, value, severity, name, unit)  # fmt: skip
+
+
+def monitored_groups(service: Service) -> set[str]:
+    """The metric groups of the spec's platformMonitor.metricConfig."""
+    config = (service.document["spec"].get("platformMonitor") or {}).get("metricConfig") or {}
+    return {str(group).lower() for group in config.get("groups") or []}
 
 
 def exported_level(service: Service) -> str | None:
