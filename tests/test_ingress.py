@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 import requests
+import snowflake.connector
 
+from spcs_local.emulator import client_env, connection_params
 from spcs_local.emulator.ingress import LOGIN, LOGOUT, URL_SECONDS, Ingress
 from spcs_local.processes import free_port
 
-from .fakes import FakeBackend, LocalSPCS
+from .fakes import FakeBackend, LocalSPCS, serving
 
 TOKEN = "a-session-token"
 SPEC = """spec:
@@ -63,7 +65,8 @@ def ingress(tmp_path: Path) -> Iterator[tuple[LocalSPCS, str]]:
     spcs.sql(f"CREATE SERVICE web IN COMPUTE POOL tutorial_compute_pool FROM SPECIFICATION $${SPEC}$$")
     spcs.sql("SELECT SYSTEM$WAIT_FOR_SERVICES(10, 'web')")
     proxy = Ingress(spcs.catalog, lambda token: "TUTORIAL_USER" if token == TOKEN else None,
-                    lambda user, password: (user, password) == ("tutorial_user", "tutorial_password"))  # fmt: skip
+                    lambda user, password: (user, password) == ("tutorial_user", "tutorial_password"),
+                    caller_token=lambda user: f"caller-token-of-{user}")  # fmt: skip
     proxy.start()
     [endpoint] = [e for e in spcs.rows("SHOW ENDPOINTS IN SERVICE web") if e["is_public"]]
     url = f"http://{endpoint['ingress_url']}"
@@ -176,6 +179,20 @@ def test_under_execute_as_caller_the_service_gets_the_callers_token(ingress) -> 
     assert got["headers"]["sf-context-current-user-token"] == TOKEN
 
 
+def test_under_execute_as_caller_a_browsers_login_brings_a_caller_token_and_only_there(ingress) -> None:
+    spcs, url = ingress
+    browser = requests.Session()
+    login = {"user": "tutorial_user", "password": "tutorial_password", "next": "/ui"}
+
+    before = browser.post(f"{url}{LOGIN}", data=login, timeout=5).json()["headers"]
+    spcs.sql(f"ALTER SERVICE web FROM SPECIFICATION $${SPEC}capabilities:\n  securityContext:\n"
+             "    executeAsCaller: true\n$$")  # fmt: skip
+    after = browser.get(f"{url}/ui", timeout=5).json()["headers"]
+
+    assert "sf-context-current-user-token" not in before
+    assert after["sf-context-current-user-token"] == "caller-token-of-TUTORIAL_USER"
+
+
 def test_an_instance_that_does_not_answer_is_a_502_never_a_500(ingress) -> None:
     spcs, url = ingress
     spcs.backend.ports = {8000: free_port()}  # the instance went: nothing listens where it answered
@@ -184,3 +201,27 @@ def test_an_instance_that_does_not_answer_is_a_502_never_a_500(ingress) -> None:
     answer = requests.get(f"{url}/echo", headers={"Authorization": f'Snowflake Token="{TOKEN}"'}, timeout=5)
 
     assert answer.status_code == 502 and "did not answer" in answer.text
+
+
+def test_an_execute_as_caller_service_logs_in_as_its_caller_with_its_token_and_the_callers(tmp_path: Path) -> None:
+    """Caller's rights: the service's own token, a dot, then the caller's token (from Sf-Context-Current-User-
+    Token) log in as the caller. Another service's token, or a token that is no caller's, logs in nobody."""
+    spcs = LocalSPCS(tmp_path / "spcs", FakeBackend()).with_pool_and_images("my_echo_service_image")
+    as_caller = SPEC + "capabilities:\n  securityContext:\n    executeAsCaller: true\n"
+    spcs.sql(f"CREATE SERVICE asker IN COMPUTE POOL tutorial_compute_pool FROM SPECIFICATION $${as_caller}$$")
+    spcs.sql(f"CREATE SERVICE plain IN COMPUTE POOL tutorial_compute_pool FROM SPECIFICATION $${SPEC}$$")
+    spcs.sql("SELECT SYSTEM$WAIT_FOR_SERVICES(10, 'asker', 'plain')")
+    tokens = {w.key.split("#")[0]: w.containers[0].files["/snowflake/session/token"].text for w in spcs.backend.started}
+    asker, plain = tokens["TUTORIAL_DB.DATA_SCHEMA.ASKER"], tokens["TUTORIAL_DB.DATA_SCHEMA.PLAIN"]
+
+    with serving(spcs, tmp_path / "snowflake") as base:
+        params = connection_params(client_env(int(base.rsplit(":", 1)[1])))
+        with snowflake.connector.connect(**params) as caller:
+            oauth = {**params, "authenticator": "oauth", "password": "", "login_timeout": 10}
+            with snowflake.connector.connect(**oauth, token=f"{asker}.{caller.rest.token}") as service:
+                logged_in = service.cursor().execute("select 1").fetchone()
+            for token in (f"{plain}.{caller.rest.token}", f"{asker}.not-a-callers-token"):
+                with pytest.raises(snowflake.connector.errors.DatabaseError, match="Incorrect username or password"):
+                    snowflake.connector.connect(**oauth, token=token)
+
+    assert logged_in == (1,)

@@ -89,12 +89,14 @@ class Front:
         caller: Caller,
         poll_seconds: float = 20.0,
         doors: Doors | None = None,
-        service_token: Callable[[str], bool] = lambda token: False,
+        service_token: Callable[[str, bool], bool] = lambda token, as_caller: False,
     ) -> None:
         self.app, self.fakesnow = fakesnow_app, Fakesnow(fakesnow_app)
         self.statements, self.caller, self.poll_seconds = statements, caller, poll_seconds
         self.doors, self.service_token = doors or Doors(), service_token
         self.sessions: Sessions[Session] = Sessions(self.session_ended)
+        self.callers: Sessions[str] = Sessions(lambda token, user: None)  # browsers' caller tokens -> user
+        self.callers_lock = threading.Lock()  # the ingress issues them from its own thread
         self.queries: OrderedDict[str, Query] = OrderedDict()
         self.requests: dict[str, str] = {}  # request id -> query id
         self.tickets = Tickets()
@@ -161,8 +163,11 @@ class Front:
             raise Refused(400, "A login request holds its fields in `data`.")
         token = str(data.get("TOKEN") or "")
         by_password = password_ok(str(data.get("LOGIN_NAME") or ""), str(data.get("PASSWORD") or ""))
-        # An OAuth token is a workload's (mounted in its containers) or a live session's.
-        if not (by_password or (token and (self.service_token(token) or token in self.sessions))):
+        # An OAuth token is a workload's (mounted in its containers) or a live session's; or, for caller's rights,
+        # an executeAsCaller service's then a caller's, joined by a dot: the session is the caller's.
+        workload, _, caller_token = token.partition(".")
+        caller = self.caller_of(caller_token) if caller_token and self.service_token(workload, True) else None
+        if not (by_password or caller or (token and (self.service_token(token, False) or token in self.sessions))):
             failure = SnowflakeError("Incorrect username or password was specified.", "390100", "08004")
             await reply(send, 200, error_body(failure))
             return
@@ -192,7 +197,7 @@ class Front:
                      "roleName": identifier(params.get("roleName", ROLE))}  # fmt: skip
             warehouse = params.get("warehouse")
             self.sessions.add(token, Session(
-                str(data.get("LOGIN_NAME") or USER), identifier(params.get("roleName", ROLE)),
+                caller or str(data.get("LOGIN_NAME") or USER), identifier(params.get("roleName", ROLE)),
                 warehouse and identifier(warehouse),
             ))  # fmt: skip
         await reply(send, status, json.dumps(result).encode(), headers)
@@ -201,6 +206,19 @@ class Front:
         """The user of a live session's token."""
         session = self.sessions.get(token)
         return session.user.upper() if session else None
+
+    def caller_token(self, user: str) -> str:
+        """A caller token for a user who logged in to a public endpoint with a browser: what the ingress sends an
+        executeAsCaller service as Sf-Context-Current-User-Token, as it sends a program's session token."""
+        token = secrets.token_urlsafe(32)
+        with self.callers_lock:
+            self.callers.add(token, user)
+        return token
+
+    def caller_of(self, token: str) -> str | None:
+        """The user of a caller token: a live session's, or a browser's."""
+        with self.callers_lock:
+            return self.user_of(token) or self.callers.get(token)
 
     def session_ended(self, token: str, session: Session) -> None:
         """A session closed, expired or pushed out by newer ones: what it runs stops, and fakesnow forgets it."""

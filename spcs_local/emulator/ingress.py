@@ -57,11 +57,12 @@ LOGIN_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Sign in 
 class Ingress:
     def __init__(
         self, catalog: Catalog, user_of: Callable[[str], str | None], password_ok: Callable[[str, str], bool],
-        context: ssl.SSLContext | None = None,
+        context: ssl.SSLContext | None = None, caller_token: Callable[[str], str] = lambda user: "",
     ) -> None:  # fmt: skip
         self.catalog, self.user_of, self.password_ok = catalog, user_of, password_ok
         self.context = context  # for the instances' gates (https)
-        self.browsers: Sessions[str] = Sessions(lambda cookie, user: None)  # cookie -> user
+        self.caller_token = caller_token  # a caller token for a user who logged in with a browser
+        self.browsers: Sessions[tuple[str, str]] = Sessions(lambda cookie, user: None)  # cookie -> user, token
         self.loop = asyncio.new_event_loop()
         self.servers: dict[int, tuple[uvicorn.Server, concurrent.futures.Future]] = {}  # port -> its server, serving
         self.stopping = threading.Event()
@@ -144,7 +145,7 @@ class Ingress:
                 return
             urls = await self.instances(service, endpoint)
             caller = [(b"sf-context-current-user", user.encode())]
-            if token and executes_as_caller(service):
+            if token and service.executes_as_caller:
                 caller.append((b"sf-context-current-user-token", token.encode()))
             try:
                 await self.forward(scope, receive, send, urls[secrets.randbelow(len(urls))], caller, cors)
@@ -181,7 +182,7 @@ class Ingress:
         if authorization.startswith('Snowflake Token="') and authorization.endswith('"'):
             token = authorization[len('Snowflake Token="') : -1]
             return self.user_of(token), token
-        return self.browsers.get(cookie_of(scope)), None
+        return self.browsers.get(cookie_of(scope)) or (None, None)
 
     async def refuse(self, scope: dict, send: Any) -> None:
         """A browser goes to the login page; a program gets 401."""
@@ -199,8 +200,8 @@ class Ingress:
         if scope["method"] == "POST":
             form |= {k: v[0] for k, v in parse_qs((await read_body(scope, receive, LOGIN_FORM_BYTES)).decode()).items()}
             if self.password_ok(form.get("user", ""), form.get("password", "")):
-                cookie = secrets.token_urlsafe(32)
-                self.browsers.add(cookie, form["user"].upper())
+                cookie, user = secrets.token_urlsafe(32), form["user"].upper()
+                self.browsers.add(cookie, (user, self.caller_token(user)))
                 target = form.get("next", "/")
                 target = target if target.startswith("/") and not target.startswith("//") else "/"
                 set_cookie = f"{COOKIE}={cookie}; Path=/; HttpOnly; SameSite=Lax".encode()
@@ -240,11 +241,6 @@ def cors_headers(service: Service, endpoint: str, origin: str) -> list[tuple[byt
         if settings.get(name):
             headers.append((name.lower().encode(), ", ".join(map(str, settings[name])).encode()))
     return headers
-
-
-def executes_as_caller(service: Service) -> bool:
-    context = ((service.document.get("capabilities") or {}).get("securityContext")) or {}
-    return context.get("executeAsCaller") is True
 
 
 def sent_on(name: bytes) -> bool:

@@ -96,7 +96,7 @@ def serve(
         catalog.reconcile()
         idle = threading.Event()
         threading.Thread(target=catalog.watch, args=(idle,), name="auto-suspend-and-events", daemon=True).start()
-        ingress = Ingress(catalog, front.user_of, password_ok, gates)
+        ingress = Ingress(catalog, front.user_of, password_ok, gates, front.caller_token)
         ingress.start()
         try:
             asyncio.run(serve_all(servers, sockets))

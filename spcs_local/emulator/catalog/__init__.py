@@ -134,9 +134,15 @@ class Catalog(Builds, PoolsAndRepositories, Services, Telemetry, Workloads):
             write(file, self.tokens[service.workload_key].encode(), 0o600)
         return self.tokens[service.workload_key]
 
-    def valid_token(self, token: str) -> bool:
-        """Whether a container of a service or job that exists logs in with this token."""
-        return any(secrets.compare_digest(token.encode(), known.encode()) for known in list(self.tokens.values()))
+    def valid_token(self, token: str, as_caller: bool = False) -> bool:
+        """Whether a container of a service or job that exists logs in with this token; with `as_caller`, one of
+        a service whose spec asks for executeAsCaller (its token then goes before a caller's)."""
+        for key, known in list(self.tokens.items()):
+            if secrets.compare_digest(token.encode(), known.encode()):
+                return not as_caller or any(
+                    s.executes_as_caller for s in self.services.values() if s.workload_key == key
+                )
+        return False
 
     def drop_contents(self, database: str, schema: str | None = None) -> None:
         """What a dropped database (or schema) held: its services and jobs stop, its functions and image

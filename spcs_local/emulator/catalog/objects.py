@@ -187,6 +187,13 @@ class Service:
         return as_spcs_reads(yaml.safe_load(self.spec))
 
     @property
+    def executes_as_caller(self) -> bool:
+        """capabilities.securityContext.executeAsCaller: its endpoints get the caller's token, and its containers
+        may log in as the caller with it (caller's rights)."""
+        context = ((self.document.get("capabilities") or {}).get("securityContext")) or {}
+        return context.get("executeAsCaller") is True
+
+    @property
     def public_endpoints(self) -> list[str]:
         return [str(e["name"]) for e in self.document["spec"].get("endpoints") or [] if e.get("public")]
 
