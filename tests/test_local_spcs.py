@@ -30,6 +30,7 @@ import requests
 import snowflake.connector
 
 from spcs_local.emulator import client_env, connection_params
+from spcs_local.emulator.registry_front import docker_login
 from spcs_local.local import Layout, snow_env
 from spcs_local.processes import free_port
 
@@ -111,6 +112,13 @@ class Local:
         env = {**without_snowflake_env(), "HOME": str(self.home), **snow_env(Layout(self.directory))}
         return subprocess.run([str(ROOT / ".snow-venv" / "bin" / "snow"), *args, "-c", "local"],
                               env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+
+    def push(self, docker_client: docker.DockerClient, reference: str) -> str:
+        """Push an image as `docker push` does after `snow spcs image-registry login`: with a session token.
+        Docker's output, whose last line is its error if it failed."""
+        token = json.loads(self.snow("spcs", "image-registry", "token", "--format", "json").stdout)["token"]
+        repository, _, tag = reference.rpartition(":")
+        return docker_client.images.push(repository, tag=tag, auth_config=docker_login(token))
 
     def pids(self) -> list[int]:
         return [int(pid.read_text().split()[0]) for pid in (self.directory / "run").glob("*.pid")]
@@ -326,10 +334,13 @@ def ingress_url(local: Local, service: str) -> str:
 def test_a_failing_job_fails_the_deploy_target_after_printing_its_logs(local: Local, docker_client) -> None:
     url = local.snow("spcs", "image-repository", "url", "tutorial_repository").stdout.strip()
     docker_client.images.build(fileobj=io.BytesIO(FAILING_DOCKERFILE.encode()), tag=f"{url}/failing_job:latest")
-    docker_client.images.push(f"{url}/failing_job", tag="latest")
+    anonymous = docker_client.images.push(f"{url}/failing_job", tag="latest")  # no login: refused, as in SPCS
+    pushed = local.push(docker_client, f"{url}/failing_job:latest")
 
     failed = local.make("deploy-tutorial-2", "JOB_IMAGE=failing_job:latest")
 
+    assert "The registry needs a login" in anonymous or "unauthorized" in anonymous, anonymous
+    assert '"error"' not in pushed, pushed
     assert failed.returncode != 0
     assert "Job tutorial_2_job_service: FAILED\nfailing on purpose" in failed.stdout
     assert "Stopped: job tutorial_2_job_service ended FAILED" in failed.stderr
@@ -439,7 +450,7 @@ SECRETS_SPEC = """spec:
 def test_a_job_reads_its_secrets_from_an_env_var_and_a_file(local: Local, docker_client) -> None:
     url = local.snow("spcs", "image-repository", "url", "tutorial_repository").stdout.strip()
     docker_client.images.build(fileobj=io.BytesIO(SECRETS_DOCKERFILE.encode()), tag=f"{url}/reads_secrets:latest")
-    docker_client.images.push(f"{url}/reads_secrets", tag="latest")
+    local.push(docker_client, f"{url}/reads_secrets:latest")
     for sql in ("CREATE OR REPLACE SECRET db_login TYPE = PASSWORD USERNAME = 'app' PASSWORD = 'pa55'",
                 "CREATE OR REPLACE SECRET api_key TYPE = GENERIC_STRING SECRET_STRING = 'key-123'"):  # fmt: skip
         assert local.snow("sql", "-q", sql).returncode == 0

@@ -180,6 +180,7 @@ class DockerBackend:
         self.image_lock = threading.Lock()  # and the guard's image
         self.prober = Prober(self.restart_container)
         self.tls: TlsFiles | None = None
+        self.registry_login: dict[str, str] | None = None  # what it pulls and pushes with: the local SPCS's own
 
     def use_certificates(self, files: TlsFiles) -> None:
         """The gates' certificate, and the local SPCS's own, with which it calls them (the probes too)."""
@@ -340,7 +341,8 @@ class DockerBackend:
         try:
             output = self.client.api.build(fileobj=io.BytesIO(context), custom_context=True, tag=reference, rm=True,
                                            forcerm=True, decode=True, timeout=BUILD_SECONDS)  # fmt: skip
-            pushing = lambda: self.client.api.push(repository, tag=tag, stream=True, decode=True)  # noqa: E731
+            pushing = lambda: self.client.api.push(repository, tag=tag, stream=True, decode=True,  # noqa: E731
+                                                   auth_config=self.registry_login)  # fmt: skip
             for step in (lambda: output, pushing):
                 for chunk in step():
                     text = chunk.get("stream") or chunk.get("error") or chunk.get("status") or ""
@@ -406,7 +408,7 @@ class DockerBackend:
     def pull(self, image: str) -> None:
         repository, _, tag = image.rpartition(":")
         try:
-            self.client.images.pull(repository, tag=tag)
+            self.client.images.pull(repository, tag=tag, auth_config=self.registry_login)
         except docker.errors.DockerException as error:
             raise BackendError(f"Failed to pull image {image}: {explain(error)}") from None
 

@@ -2,9 +2,8 @@
 
 `make local-up` runs it on a free port of 127.0.0.1 with the config `config()` writes, storage under
 .local/registry. Docker and `snow` reach it through its door in the emulator (`registry_front`), over HTTPS at
-the repository URLs' host, as an account's registry. It takes no login: it listens on loopback only.
-`snow spcs image-registry login` still runs `docker login`, which it accepts.
-`Registry` reads and deletes what was pushed, through the registry's HTTP API (v2).
+the repository URLs' host, which wants a login as an account's registry does (`snow spcs image-registry login`).
+`Registry` reads and deletes what was pushed, through the registry's own HTTP API (v2), behind the door.
 """
 
 import json

@@ -7,9 +7,10 @@ certificate on loopback, `snow` trusts the CA's bundle through REQUESTS_CA_BUNDL
 - `GET /login` with Basic `0sessiontoken:{"token": "<session token>", ...}` (what `snow` sends, the token of
   `snow spcs image-registry token`) gives a bearer token for the registry, as Snowflake's registry does; a
   token that is no live session's is refused with 401.
-- Everything else goes on, streamed, to Debian's registry behind it on its own loopback port. A request with
-  a bearer token this door did not issue is refused; one with none goes on, as the registry takes pushes
-  from this machine without a login (Docker doesn't log in to a registry that doesn't ask).
+- Everything else needs a bearer token of `/login`, as an account's registry does: without one (or with one
+  gone) it gets 401 and the challenge that sends Docker to `/login` with what `docker login` (`snow spcs
+  image-registry login`) stored. With one, it goes on, streamed, to Debian's registry behind the door on its
+  own loopback port. The local SPCS logs in with a token of its own to pull what it runs.
 - Only loopback peers, with a loopback Host (no DNS rebinding from a web page).
 """
 
@@ -39,8 +40,9 @@ TEXT = [(b"content-type", b"text/plain")]
 class RegistryFront:
     """An ASGI app: `upstream` is Debian's registry (http://127.0.0.1:port), `user_of` a session token's user."""
 
-    def __init__(self, upstream: str, user_of: Callable[[str], str | None]) -> None:
+    def __init__(self, upstream: str, user_of: Callable[[str], str | None], own_token: str) -> None:
         self.upstream, self.user_of = upstream.rstrip("/"), user_of
+        self.own_token = own_token  # the local SPCS's own, with which it pulls and pushes (docker_login)
         self.bearers: Sessions[str] = Sessions(lambda token, user: None, idle=TOKEN_SECONDS)  # token -> user
         self.client: httpx.AsyncClient | None = None
 
@@ -53,8 +55,10 @@ class RegistryFront:
                 await self.login(scope, send)
                 return
             authorization = header(scope, b"authorization")
-            if authorization.startswith("Bearer ") and self.bearers.get(authorization[7:]) is None:
-                raise Refused(401, "This registry token is unknown or expired: log in to the registry again.")
+            bearer = authorization.removeprefix("Bearer ") if authorization.startswith("Bearer ") else ""
+            if not bearer or self.bearers.get(bearer) is None:
+                await self.challenge(scope, send, bool(bearer))
+                return
             await self.forward(scope, receive, send)
         except Unreachable:
             await respond(send, 502, b"The local image registry is not running: make local-up.\n", TEXT)
@@ -67,9 +71,19 @@ class RegistryFront:
             message = f"The local image registry's door failed: {type(error).__name__}.\n".encode()
             await respond(send, 502, message, TEXT)
 
+    async def challenge(self, scope: dict, send: Any, expired: bool) -> None:
+        """401, and where to log in: Docker follows it with the login it stored, `snow` logs in first."""
+        host = header(scope, b"host")
+        realm = f'Bearer realm="https://{host}/login",service="{host}"'.encode()
+        message = "This registry token is unknown or expired" if expired else "The registry needs a login"
+        body = f"{message}: snow spcs image-registry login.\n".encode()
+        await respond(send, 401, body, [*TEXT, (b"www-authenticate", realm)])
+
     async def login(self, scope: dict, send: Any) -> None:
         """A bearer token for a session token sent as Snowflake's registry takes it."""
-        user = self.user_of(session_token(header(scope, b"authorization")))
+        token = session_token(header(scope, b"authorization"))
+        own = bool(token) and secrets.compare_digest(token.encode(), self.own_token.encode())
+        user = "the local SPCS" if own else self.user_of(token)
         if user is None:
             raise Refused(401, f"Log in with {SESSION_USER} and a session token (snow spcs image-registry token).")
         bearer = secrets.token_urlsafe(32)
@@ -89,6 +103,11 @@ class RegistryFront:
     async def close(self) -> None:
         if self.client is not None:
             await self.client.aclose()
+
+
+def docker_login(token: str) -> dict[str, str]:
+    """What Docker logs in to the registry with, for a session token: `snow spcs image-registry login`'s."""
+    return {"username": SESSION_USER, "password": json.dumps({"token": token, "expires_in": TOKEN_SECONDS})}
 
 
 def session_token(authorization: str) -> str:

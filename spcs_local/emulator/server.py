@@ -14,6 +14,7 @@ container and network it started; the catalog stays, and the services come back 
 import asyncio
 import contextlib
 import hashlib
+import secrets
 import socket
 import ssl
 import threading
@@ -31,7 +32,7 @@ from spcs_local.emulator.front import Front, password_ok
 from spcs_local.emulator.guard import HEADER_BYTES, LOOPBACK, LOOPBACK_NAMES, Doors
 from spcs_local.emulator.ingress import Ingress
 from spcs_local.emulator.registry import Registry
-from spcs_local.emulator.registry_front import RegistryFront
+from spcs_local.emulator.registry_front import RegistryFront, docker_login
 from spcs_local.emulator.service_functions import Caller
 from spcs_local.emulator.statements import Statements, Storage
 
@@ -87,7 +88,10 @@ def serve(
             servers.append(Server(https, front.cancel_all, signals=False))
             sockets.append([listen(gateway, port)])
         if tls_files and door_sockets:
-            app = RegistryFront(f"http://{registry_upstream}", front.user_of)
+            own_token = secrets.token_urlsafe(32)  # the local SPCS's pulls and remote builds' pushes log in with it
+            app = RegistryFront(f"http://{registry_upstream}", front.user_of, own_token)
+            if backend:
+                backend.registry_login = docker_login(own_token)
             https = uvicorn.Config(app, ssl_certfile=tls_files.certificate, ssl_keyfile=tls_files.key,
                                    lifespan="off", **options)  # fmt: skip
             servers.append(Server(https, front.cancel_all, signals=False))
