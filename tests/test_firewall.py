@@ -9,16 +9,20 @@ import pytest
 
 from spcs_local.emulator.docker_backend import FIREWALL
 
-FRONT, SCHEMA, RESOLVER, HOST = "172.21.0.1", "172.22.0.0/16", "10.255.255.53", "172.22.0.1"
+FRONT, RESOLVER = "172.21.0.1", "10.255.255.53"
+SCHEMA, HOST = "172.22.0.0/16 172.23.0.0/16", "172.22.0.1 172.23.0.1"  # the schema's networks: its own, its names
 GATES = "61000:8000 61001:9000"  # the gates of ports 8000 and 9000
 IN = [
     "-A INPUT -i lo -j ACCEPT",
     "-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
     "-A INPUT -p tcp --dport 61000 -j ACCEPT",
     "-A INPUT -p tcp --dport 61001 -j ACCEPT",
-    f"-A INPUT -s {HOST} -p tcp -j REJECT --reject-with tcp-reset",
-    f"-A INPUT -s {HOST} -j DROP",
-    f"-A INPUT -s {SCHEMA} -j ACCEPT",
+    "-A INPUT -s 172.22.0.1 -p tcp -j REJECT --reject-with tcp-reset",
+    "-A INPUT -s 172.22.0.1 -j DROP",
+    "-A INPUT -s 172.23.0.1 -p tcp -j REJECT --reject-with tcp-reset",
+    "-A INPUT -s 172.23.0.1 -j DROP",
+    "-A INPUT -s 172.22.0.0/16 -j ACCEPT",
+    "-A INPUT -s 172.23.0.0/16 -j ACCEPT",
     "-A INPUT -p tcp -j REJECT --reject-with tcp-reset",
     "-A INPUT -j DROP",
 ]
@@ -27,7 +31,8 @@ CLOSED = [
     "-A OUTPUT -o lo -j ACCEPT",
     "-A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
     f"-A OUTPUT -p tcp -d {FRONT} --dport 8765 -j ACCEPT",
-    f"-A OUTPUT -d {SCHEMA} -j ACCEPT",
+    "-A OUTPUT -d 172.22.0.0/16 -j ACCEPT",
+    "-A OUTPUT -d 172.23.0.0/16 -j ACCEPT",
     f"-A OUTPUT -p udp -d {RESOLVER} --dport 53 -j ACCEPT",
     f"-A OUTPUT -p tcp -d {RESOLVER} --dport 53 -j ACCEPT",
 ]

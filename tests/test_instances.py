@@ -42,7 +42,7 @@ def test_min_instances_runs_that_many_instances_each_shown_and_logged(spcs: Loca
 
     first, second = sorted(spcs.backend.started, key=lambda workload: workload.key)
     assert (first.key[-2:], second.key[-2:]) == ("/0", "/1")
-    assert "instances.echo-service" in first.hostnames and "echo-service" in second.hostnames
+    assert "instances.echo-service" in first.instance_hostnames and "echo-service" in second.hostnames
     instances = spcs.rows("SHOW SERVICE INSTANCES IN SERVICE echo_service")
     assert [(i["instance_id"], i["status"]) for i in instances] == [("0", "READY"), ("1", "READY")]
     containers = spcs.rows("SHOW SERVICE CONTAINERS IN SERVICE echo_service")

@@ -44,6 +44,31 @@ REPLICAS_SPEC = """spec:
     image: /tutorial_db/data_schema/tutorial_repository/my_job_image:latest
     command: ["sh", "-c", "echo replica $SNOWFLAKE_JOB_INDEX of $SNOWFLAKE_JOBS_COUNT"]
 """
+NEVER_READY_SPEC = """spec:
+  containers:
+  - name: main
+    image: /tutorial_db/data_schema/tutorial_repository/my_job_image:latest
+    command: ["python3", "-m", "http.server", "8000"]
+    readinessProbe: {port: 8000, path: /missing}
+  endpoints:
+  - {name: web, port: 8000}
+"""
+# A job that says which names resolve in its schema.
+RESOLVER_SPEC = """spec:
+  containers:
+  - name: main
+    image: /tutorial_db/data_schema/tutorial_repository/my_job_image:latest
+    command:
+    - python3
+    - -c
+    - |
+      import socket
+      for name in ("never-ready", "instances.never-ready", "echo-service"):
+          try:
+              print(name, bool(socket.getaddrinfo(name, 8000)))
+          except OSError:
+              print(name, False)
+"""
 LIVENESS_ON_A_MISSING_PATH = """    livenessProbe:
       port: 8000
       path: /missing
@@ -398,7 +423,7 @@ def test_the_echo_services_port_is_closed_to_this_machine_except_through_its_gat
         urllib.request.urlopen(f"https://127.0.0.1:{gate}/healthcheck", timeout=10,
                                context=ssl.create_default_context(cafile=ca))  # fmt: skip
     # The local SPCS itself gets through: the Echo function answers (test_make_echo_query_calls_...).
-    assert len(addresses) == 2  # the schema's network and the local SPCS's own
+    assert len(addresses) == 3  # the schema's network, its names network and the local SPCS's own
 
 
 def test_a_container_gets_its_node_s_capacity_and_can_read_no_file_of_the_host(
@@ -660,6 +685,30 @@ def test_a_job_with_two_replicas_tells_each_its_index(local: Local) -> None:
 
     assert job.returncode == 0, job.stdout + job.stderr
     assert ["replica 0 of 2" in logs[0].stdout, "replica 1 of 2" in logs[1].stdout] == [True, True]
+
+
+def test_a_services_dns_name_resolves_to_its_ready_instances_only(local: Local) -> None:
+    """A service whose readiness probe never passes: from a job of the same schema, `instances.<name>` finds its
+    instance and its own name nothing, while the Echo service's name (READY) resolves."""
+    local.sql(
+        f"CREATE SERVICE never_ready IN COMPUTE POOL tutorial_compute_pool FROM SPECIFICATION $${NEVER_READY_SPEC}$$"
+    )
+    resolver = local.directory / "resolver.yaml"
+    resolver.write_text(RESOLVER_SPEC)
+    try:
+        deadline = time.monotonic() + 60
+        while "Readiness probe is failing" not in str(local.sql("SHOW SERVICE CONTAINERS IN SERVICE never_ready")):
+            assert time.monotonic() < deadline, "the service's container did not start within 60 s"
+            time.sleep(1)
+        job = local.snow("spcs", "service", "execute-job", "resolver", "--compute-pool", "tutorial_compute_pool",
+                         "--spec-path", str(resolver))  # fmt: skip
+        logs = local.snow("spcs", "service", "logs", "resolver", "--container-name", "main", "--instance-id", "0")
+
+        assert job.returncode == 0, job.stdout + job.stderr
+        found = [line.strip() for line in logs.stdout.splitlines() if line.strip()]
+        assert found[-3:] == ["never-ready False", "instances.never-ready True", "echo-service True"], logs.stdout
+    finally:
+        local.sql("DROP SERVICE IF EXISTS never_ready")
 
 
 def test_a_failing_liveness_probe_restarts_the_container_and_keeps_its_previous_logs(local: Local) -> None:

@@ -2,8 +2,9 @@
 
 - Images are pulled from the registry first, so that an image that was never pushed fails here too.
 - The containers of one instance share a network namespace (as in SPCS), which a small guard container
-  holds: it joins the schema's network with the service's DNS names, publishes a gate for each port on
-  127.0.0.1 (TLS, for the local SPCS's certificate alone: GATE), and sets the namespace's firewall before any
+  holds: it joins the schema's network as `instances.<DNS name>`, and the schema's names network, where the
+  service's DNS names follow its readiness (`follow_readiness`); publishes a gate for each port on 127.0.0.1
+  (TLS, for the local SPCS's certificate alone: GATE); and sets the namespace's firewall before any
   container of the spec starts. Port 443 of SNOWFLAKE_HOST
   goes to the emulator's HTTPS front; the services of the schema are reachable; egress goes only where the
   workload's integrations allow (host and port; a `*.domain` or `0.0.0.0` rule by port only); every other
@@ -67,6 +68,7 @@ WORKLOAD = "spcs-local.workload"
 INDEX = "spcs-local.index"
 BLOCK = "spcs-local.block"  # on a block volume: the service it belongs to
 GUARD = "spcs-local.guard"
+NAMES = "spcs-local.names"  # on a guard: the schema's names network, then the service's DNS names
 STOP_SECONDS = 5
 GUARD_SECONDS = 20  # for the guard to set the firewall
 BUILD_SECONDS = 1800  # the longest a remote build's step may stay silent
@@ -76,8 +78,8 @@ RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq 
     && rm -rf /var/lib/apt/lists/*
 """
 # The firewall of a workload's network namespace, on its arguments: the front's address, SNOWFLAKE_PORT and
-# the port it goes to, the schema network's subnet, the resolvers Docker's DNS asks for other names (it asks
-# from the container's namespace), the host's address on the schema network, the gates (gate:port, see
+# the port it goes to, the schema's networks' subnets, the resolvers Docker's DNS asks for other names (it asks
+# from the container's namespace), the host's addresses on the schema's networks, the gates (gate:port, see
 # GATE), then each host:port allowed. The filter table is replaced whole, at once (iptables-restore), so that
 # a change never leaves a moment open. In: the gates, and the schema's other instances; not this machine
 # (the host is on every Docker network), nor another schema's instances on the front network.
@@ -91,15 +93,21 @@ rules() {
   for gate in $gates; do
     echo "-A INPUT -p tcp --dport ${gate%%:*} -j ACCEPT"
   done
-  echo "-A INPUT -s $host -p tcp -j REJECT --reject-with tcp-reset"
-  echo "-A INPUT -s $host -j DROP"
-  echo "-A INPUT -s $schema -j ACCEPT"
+  for address in $host; do
+    echo "-A INPUT -s $address -p tcp -j REJECT --reject-with tcp-reset"
+    echo "-A INPUT -s $address -j DROP"
+  done
+  for subnet in $schema; do
+    echo "-A INPUT -s $subnet -j ACCEPT"
+  done
   echo "-A INPUT -p tcp -j REJECT --reject-with tcp-reset"
   echo "-A INPUT -j DROP"
   echo "-A OUTPUT -o lo -j ACCEPT"
   echo "-A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"
   echo "-A OUTPUT -p tcp -d $front --dport $port -j ACCEPT"
-  echo "-A OUTPUT -d $schema -j ACCEPT"
+  for subnet in $schema; do
+    echo "-A OUTPUT -d $subnet -j ACCEPT"
+  done
   for resolver in $resolvers; do
     echo "-A OUTPUT -p udp -d $resolver --dport 53 -j ACCEPT"
     echo "-A OUTPUT -p tcp -d $resolver --dport 53 -j ACCEPT"
@@ -178,6 +186,7 @@ class DockerBackend:
         self.instance, self.client = instance, client
         self.lock = threading.Lock()  # networks are created on first use, from several threads
         self.image_lock = threading.Lock()  # and the guard's image
+        self.naming = threading.Lock()  # an instance joins its names network again from one thread at a time
         self.prober = Prober(self.restart_container)
         self.tls: TlsFiles | None = None
         self.registry_login: dict[str, str] | None = None  # what it pulls and pushes with: the local SPCS's own
@@ -273,20 +282,21 @@ class DockerBackend:
         """The container that holds the workload's network namespace and sets its firewall."""
         if self.tls is None:
             raise BackendError("The local SPCS has no certificates for the instances' gates.")
-        network, front = self.network(workload.network), self.network("front")
+        network, names, front = self.network(workload.network), self.names_network(workload), self.network("front")
         gateway, _ = gateway_of(front)
-        host, schema = gateway_of(network)
+        (host, schema), (names_host, names_subnet) = gateway_of(network), gateway_of(names)
         ports = [str(port) for port in workload.front]
         gates = gates_for(workload.ports)
-        arguments = [gateway, *ports, str(schema), " ".join(resolvers()), host,
+        arguments = [gateway, *ports, f"{schema} {names_subnet}", " ".join(resolvers()), f"{host} {names_host}",
                      " ".join(f"{gate}:{port}" for port, gate in gates.items())]  # fmt: skip
-        endpoint = self.client.api.create_endpoint_config(aliases=list(workload.hostnames))
+        endpoint = self.client.api.create_endpoint_config(aliases=list(workload.instance_hostnames))
         try:
             guard = self.client.containers.create(
                 self.guard_image(),
                 ["sh", "-c", GUARD_SCRIPT, "guard", *arguments, *workload.egress],
                 name=self.name(workload.key, "_guard"),
-                labels={INSTANCE: self.instance, WORKLOAD: workload.key, GUARD: "1", GATES: json.dumps(gates)},
+                labels={INSTANCE: self.instance, WORKLOAD: workload.key, GUARD: "1", GATES: json.dumps(gates)}
+                | ({} if workload.job else {NAMES: json.dumps([names.name, *workload.hostnames])}),
                 network=network.name,  # no hostname: Docker would make it a name on the front network too
                 networking_config={network.name: endpoint},
                 ports={f"{gate}/tcp": ("127.0.0.1", None) for gate in gates.values()},
@@ -297,6 +307,7 @@ class DockerBackend:
                 mem_limit=64 * 2**20,
             )
             front.connect(guard)
+            names.connect(guard, aliases=list(workload.hostnames) if workload.job else None)  # a service's: once READY
             gate = {"gate.py": GATE, "ca.pem": self.tls.ca.read_bytes(), "gate.pem": self.tls.gate.read_bytes(),
                     "gate-key.pem": self.tls.gate_key.read_bytes()}  # fmt: skip
             guard.put_archive("/", archive({f"/gate/{name}": (data, 0o400) for name, data in gate.items()}, (0, 0)))
@@ -412,13 +423,13 @@ class DockerBackend:
         except docker.errors.DockerException as error:
             raise BackendError(f"Failed to pull image {image}: {explain(error)}") from None
 
-    def network(self, name: str) -> Any:
+    def network(self, name: str, internal: bool = False) -> Any:
         full_name = f"spcs-{self.instance}-{slug(name)[:40]}-{digest(name)}"
         with self.lock:
             existing = self.client.networks.list(names=[full_name])
             if existing:
                 return existing[0]
-            return self.client.networks.create(full_name, labels={INSTANCE: self.instance})
+            return self.client.networks.create(full_name, labels={INSTANCE: self.instance}, internal=internal)
 
     # --- looking -------------------------------------------------------------------------------
 
@@ -465,7 +476,29 @@ class DockerBackend:
         guard, containers = self.guarded(key)
         for container in containers:
             self.watch(container, guard)
-        return [state_of(container, guard, self.prober) for container in containers] or None
+        states = [state_of(container, guard, self.prober) for container in containers]
+        if guard is not None and states and not any(state.exit_code is not None for state in states):
+            self.follow_readiness(guard, all(state.status == "READY" for state in states))
+        return states or None
+
+    def follow_readiness(self, guard: DockerContainer, ready: bool) -> None:
+        """The service's DNS names resolve to its READY instances, as in SPCS: an instance gets them on the
+        schema's names network once READY, and loses them when it no longer is (Docker's aliases are set when
+        a container joins a network, so it joins again)."""
+        network, *hostnames = json.loads(guard.labels.get(NAMES) or "[null]")
+        attached = (guard.attrs["NetworkSettings"].get("Networks") or {}).get(network)
+        if attached is None or bool(set(hostnames) & set(attached.get("Aliases") or [])) == ready:
+            return
+        with self.naming, contextlib.suppress(docker.errors.DockerException):  # gone meanwhile: nothing to name
+            names = self.client.networks.get(network)
+            names.disconnect(guard)
+            names.connect(guard, aliases=hostnames if ready else None)
+            guard.reload()
+
+    def names_network(self, workload: Workload) -> Any:
+        """The schema's network of the services' DNS names: internal, so that joining it again never changes
+        an instance's routes."""
+        return self.network(f"{workload.network}-names", internal=True)
 
     def wait(self, key: str, cancelled: threading.Event | None = None) -> list[ContainerState]:
         for container in self.containers(key):

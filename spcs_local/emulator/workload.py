@@ -57,7 +57,7 @@ class Workload:
 
     key: str  # unique and stable: an instance of DATABASE.SCHEMA.NAME
     network: str  # one per schema, so that services find each other by DNS name
-    hostnames: tuple[str, ...]  # the service's DNS names (echo-service, in full too), and instances.<them>
+    hostnames: tuple[str, ...]  # the service's DNS names (echo-service, in full too): its READY instances
     job: bool
     containers: tuple[Container, ...]
     ports: tuple[int, ...] = ()
@@ -65,6 +65,11 @@ class Workload:
     extra_hosts: dict[str, str] = field(default_factory=dict)  # name -> address, as in /etc/hosts
     front: tuple[int, int] = (443, 443)  # the Snowflake front: the port containers use, and where it listens
     egress: tuple[str, ...] = ()
+
+    @property
+    def instance_hostnames(self) -> tuple[str, ...]:
+        """instances.<each DNS name>: every instance, READY or not."""
+        return tuple(f"instances.{name}" for name in self.hostnames)
 
 
 @dataclass(frozen=True)

@@ -100,7 +100,7 @@ class Workloads:
         return Workload(
             key=service.instance_key(index),
             network=f"{service.database}-{service.schema}".lower(),
-            hostnames=tuple(f"{prefix}{name}" for prefix in ("", "instances.") for name in names),
+            hostnames=names,
             job=service.is_job,
             containers=tuple(containers),
             ports=tuple(sorted(ports)),
