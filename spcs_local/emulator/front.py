@@ -42,6 +42,7 @@ from spcs_local.emulator.guard import (
     Sessions,
     Tickets,
     body_chunks,
+    key_pair_ok,
     read_body,
     require_json,
 )
@@ -90,10 +91,11 @@ class Front:
         poll_seconds: float = 20.0,
         doors: Doors | None = None,
         service_token: Callable[[str, bool], bool] = lambda token, as_caller: False,
+        user_keys: Callable[[str], dict[str, str]] = lambda user: {},
     ) -> None:
         self.app, self.fakesnow = fakesnow_app, Fakesnow(fakesnow_app)
         self.statements, self.caller, self.poll_seconds = statements, caller, poll_seconds
-        self.doors, self.service_token = doors or Doors(), service_token
+        self.doors, self.service_token, self.user_keys = doors or Doors(), service_token, user_keys
         self.sessions: Sessions[Session] = Sessions(self.session_ended)
         self.callers: Sessions[str] = Sessions(lambda token, user: None)  # browsers' caller tokens -> user
         self.callers_lock = threading.Lock()  # the ingress issues them from its own thread
@@ -161,13 +163,20 @@ class Front:
         data = body.get("data")
         if not isinstance(data, dict):
             raise Refused(400, "A login request holds its fields in `data`.")
-        token = str(data.get("TOKEN") or "")
-        by_password = password_ok(str(data.get("LOGIN_NAME") or ""), str(data.get("PASSWORD") or ""))
+        login_name = str(data.get("LOGIN_NAME") or "")
+        if str(data.get("AUTHENTICATOR") or "").upper() == "SNOWFLAKE_JWT":  # a key-pair login: its TOKEN is a JWT
+            if not key_pair_ok(str(data.get("TOKEN") or ""), login_name, self.user_keys(login_name)):
+                await reply(send, 200, error_body(SnowflakeError("JWT token is invalid.", "390144", "08004")))
+                return
+            by_credentials, token = True, ""
+        else:
+            by_credentials = password_ok(login_name, str(data.get("PASSWORD") or ""))
+            token = str(data.get("TOKEN") or "")
         # An OAuth token is a workload's (mounted in its containers) or a live session's; or, for caller's rights,
         # an executeAsCaller service's then a caller's, joined by a dot: the session is the caller's.
         workload, _, caller_token = token.partition(".")
         caller = self.caller_of(caller_token) if caller_token and self.service_token(workload, True) else None
-        if not (by_password or caller or (token and (self.service_token(token, False) or token in self.sessions))):
+        if not (by_credentials or caller or (token and (self.service_token(token, False) or token in self.sessions))):
             failure = SnowflakeError("Incorrect username or password was specified.", "390100", "08004")
             await reply(send, 200, error_body(failure))
             return

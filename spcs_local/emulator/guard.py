@@ -18,6 +18,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+import jwt
+
 Receive = Callable[[], Awaitable[dict]]
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
@@ -59,6 +61,20 @@ class Doors:
             allowed = False
         if not allowed:
             raise Refused(403, "Only this machine and the local SPCS's own containers may connect.")
+
+
+def key_pair_ok(token: str, user: str, keys: dict[str, str]) -> bool:
+    """Whether a key-pair login's JWT (as the connector makes one: RS256, `sub` ACCOUNT.USER, `iss` that and the
+    key's fingerprint, a short `exp`) is signed by one of the user's keys (fingerprint -> PEM) and unexpired."""
+    for key_fingerprint, pem in keys.items():
+        try:
+            claims = jwt.decode(token, pem, algorithms=["RS256"], options={"require": ["iss", "sub", "exp", "iat"]})
+        except jwt.PyJWTError:
+            continue
+        subject = str(claims["sub"])
+        if subject.rsplit(".", 1)[-1].upper() == user.upper() and claims["iss"] == f"{subject}.{key_fingerprint}":
+            return True
+    return False
 
 
 def header(scope: dict, name: bytes) -> str:

@@ -146,7 +146,7 @@ def front_of(
     functions = fakesnow_fixes.DuckFunctions(caller.invoke)
     catalog.on_functions_changed = lambda: functions.sync(list(catalog.functions.values()))
     catalog.on_functions_changed()
-    front = Front(app, Statements(catalog, stages), caller, poll_seconds, doors, catalog.valid_token)
+    front = Front(app, Statements(catalog, stages), caller, poll_seconds, doors, catalog.valid_token, catalog.user_keys)
     try:
         yield front
     finally:

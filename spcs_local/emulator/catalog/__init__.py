@@ -46,6 +46,7 @@ from spcs_local.emulator.catalog.objects import (
 from spcs_local.emulator.catalog.pools import PoolsAndRepositories
 from spcs_local.emulator.catalog.services import Services
 from spcs_local.emulator.catalog.telemetry import Telemetry
+from spcs_local.emulator.catalog.users import Users
 from spcs_local.emulator.catalog.workloads import Workloads
 from spcs_local.emulator.results import already_exists, invalid, unsupported
 from spcs_local.emulator.secret_store import SecretStore
@@ -64,7 +65,7 @@ __all__ = [
 ]
 
 
-class Catalog(Builds, PoolsAndRepositories, Services, Telemetry, Workloads):
+class Catalog(Builds, PoolsAndRepositories, Services, Telemetry, Users, Workloads):
     def __init__(self, path: Path, backend: Backend | None, images: ImageStore | None, settings: Settings) -> None:
         self.path, self.backend, self.image_store, self.settings = path, backend, images, settings
         self.lock = threading.RLock()
@@ -79,6 +80,7 @@ class Catalog(Builds, PoolsAndRepositories, Services, Telemetry, Workloads):
         self.workload_locks: dict[str, threading.Lock] = {}
         self.used: dict[str, float] = {}  # service key -> when a call last reached it (time.monotonic())
         self.account: dict[str, str] = {}  # the account's parameters the local SPCS keeps (EVENT_TABLE)
+        self.users: dict[str, dict[str, str]] = {}  # user -> its public keys by slot (RSA_PUBLIC_KEY, _2)
         self.record: Callable[[ObjectName, list[Record]], None] = lambda table, records: None  # to the event table
         self.seen: dict[tuple[str, int, str], tuple[str, str]] = {}  # container -> its last status and message
         self.exported: dict[tuple[str, int, str], datetime] = {}  # container -> its last line in the event table
@@ -95,6 +97,7 @@ class Catalog(Builds, PoolsAndRepositories, Services, Telemetry, Workloads):
             return
         saved = json.loads(self.path.read_text())
         self.account = saved.get("account", {})
+        self.users = saved.get("users", {})
         for kind, cls in OBJECT_TYPES.items():
             table = getattr(self, kind)
             for record in saved.get(kind, []):
@@ -117,6 +120,7 @@ class Catalog(Builds, PoolsAndRepositories, Services, Telemetry, Workloads):
                  for kind in OBJECT_TYPES}  # fmt: skip
         state["functions"] = [encode(function) for function in self.functions.values()]
         state["account"] = self.account
+        state["users"] = self.users
         write(self.path, json.dumps(state, indent=1).encode())
 
     # --- the containers' tokens ----------------------------------------------------------------

@@ -14,9 +14,10 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from spcs_local.emulator import spec_templates
+from spcs_local.emulator import USER, spec_templates
 from spcs_local.emulator.catalog import Catalog, ServiceFunction, already_dropped
-from spcs_local.emulator.results import Result, SnowflakeError, invalid, syntax_error, unsupported
+from spcs_local.emulator.catalog.users import KEY_SLOTS
+from spcs_local.emulator.results import Result, SnowflakeError, does_not_exist, invalid, syntax_error, unsupported
 from spcs_local.emulator.statements.access import AccessStatements
 from spcs_local.emulator.statements.builds import BuildRequests
 from spcs_local.emulator.statements.listings import ListingStatements
@@ -196,7 +197,9 @@ class Statements(AccessStatements, BuildRequests, ListingStatements, SystemFunct
 
     def parse_alter(self, parser: Parser) -> Run | None:
         parser.expect("ALTER")
-        if parser.accept("WAREHOUSE") or parser.accept("USER"):
+        if parser.accept("USER"):
+            return self.parse_alter_user(parser)
+        if parser.accept("WAREHOUSE"):
             parser.skip_rest()
             return lambda context: Result.status(NOOP)
         if parser.accept("SESSION"):
@@ -254,6 +257,32 @@ class Statements(AccessStatements, BuildRequests, ListingStatements, SystemFunct
         return lambda context: Result.status(
             self.catalog.alter_service(resolve(parts, context), action, options, if_exists)
         )
+
+    def parse_alter_user(self, parser: Parser) -> Run:
+        """ALTER USER name SET | UNSET RSA_PUBLIC_KEY[_2] for key-pair logins; its other properties change nothing
+        here (one local user, no policies)."""
+        parser.accept("IF", "EXISTS")
+        user = parser.identifier().value
+        if parser.accept("UNSET"):
+            changes = {parser.identifier().value: None}
+            while parser.accept_punct(","):
+                changes[parser.identifier().value] = None
+        elif parser.accept("SET"):
+            changes = parser.options()
+        else:
+            parser.skip_rest()
+            return lambda context: Result.status(NOOP)
+        parser.end()
+        keys = {slot: value for slot, value in changes.items() if slot in KEY_SLOTS}
+
+        def alter(context: Context) -> Result:
+            if keys and user.upper() != USER.upper():
+                raise does_not_exist("User", user.upper())
+            for slot, value in keys.items():
+                self.catalog.set_user_key(user, slot, None if value is None else str(value))
+            return Result.status(NOOP)
+
+        return alter
 
     def parse_drop(self, parser: Parser) -> Run | None:
         parser.expect("DROP")
