@@ -17,7 +17,7 @@ from typing import Any
 from spcs_local.emulator import USER, spec_templates
 from spcs_local.emulator.catalog import Catalog, ServiceFunction, already_dropped
 from spcs_local.emulator.catalog.users import KEY_SLOTS
-from spcs_local.emulator.results import Result, SnowflakeError, does_not_exist, invalid, syntax_error, unsupported
+from spcs_local.emulator.results import Result, SnowflakeError, invalid, syntax_error, unsupported
 from spcs_local.emulator.statements.access import AccessStatements
 from spcs_local.emulator.statements.builds import BuildRequests
 from spcs_local.emulator.statements.listings import ListingStatements
@@ -259,8 +259,8 @@ class Statements(AccessStatements, BuildRequests, ListingStatements, SystemFunct
         )
 
     def parse_alter_user(self, parser: Parser) -> Run:
-        """ALTER USER name SET | UNSET RSA_PUBLIC_KEY[_2] for key-pair logins; its other properties change nothing
-        here (one local user, no policies)."""
+        """ALTER USER name SET | UNSET RSA_PUBLIC_KEY[_2]: the local user's keys for key-pair logins. Anything else,
+        and any other user (setup scripts create theirs, which don't exist here), changes nothing."""
         parser.accept("IF", "EXISTS")
         user = parser.identifier().value
         if parser.accept("UNSET"):
@@ -273,11 +273,9 @@ class Statements(AccessStatements, BuildRequests, ListingStatements, SystemFunct
             parser.skip_rest()
             return lambda context: Result.status(NOOP)
         parser.end()
-        keys = {slot: value for slot, value in changes.items() if slot in KEY_SLOTS}
+        keys = {slot: value for slot, value in changes.items() if slot in KEY_SLOTS and user.upper() == USER.upper()}
 
         def alter(context: Context) -> Result:
-            if keys and user.upper() != USER.upper():
-                raise does_not_exist("User", user.upper())
             for slot, value in keys.items():
                 self.catalog.set_user_key(user, slot, None if value is None else str(value))
             return Result.status(NOOP)
