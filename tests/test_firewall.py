@@ -1,4 +1,4 @@
-"""The firewall each instance's guard sets (docker_backend.FIREWALL), run here by the host's own shell with
+"""The firewall each instance's guard sets (guard_scripts.FIREWALL), run here by the host's own shell with
 `iptables-restore` replaced by a stand-in that keeps the rules it is given: what is open, and nothing else."""
 
 import os
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from spcs_local.emulator.docker_backend import FIREWALL
+from spcs_local.emulator.guard_scripts import FIREWALL
 
 FRONT, RESOLVER = "172.21.0.1", "10.255.255.53"
 SCHEMA, HOST = "172.22.0.0/16 172.23.0.0/16", "172.22.0.1 172.23.0.1"  # the schema's networks: its own, its names

@@ -1,4 +1,4 @@
-"""An instance's gate (docker_backend.GATE), run here as its guard runs it, before a real HTTP server: the local
+"""An instance's gate (guard_scripts.GATE), run here as its guard runs it, before a real HTTP server: the local
 SPCS gets through with its own certificate, over a kept-alive connection as service functions use it; a
 client without that certificate, or with another CA's, gets nothing through."""
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from spcs_local.emulator import tls
-from spcs_local.emulator.docker_backend import GATE
+from spcs_local.emulator.guard_scripts import GATE
 from spcs_local.processes import free_port, stop
 
 

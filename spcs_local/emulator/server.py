@@ -70,7 +70,7 @@ def serve(
         catalog.register_external_service(name, endpoints)
     plain_sockets = [listen(host, port)]
     door = registry_upstream and tls_files and registry  # the registry's HTTPS door, at the registry's address
-    door_sockets = [listen("127.0.0.1", int(registry.rsplit(":", 1)[1]))] if door and registry else []
+    door_sockets = [listen("127.0.0.1", int(door.rsplit(":", 1)[1]))] if door else []
     stages = fakesnow_fixes.Storage()
     catalog.stage_folder = stages.folder  # what stage volumes mount
     catalog.create_event_table, catalog.record = event_table.create, event_table.write
